@@ -1,0 +1,1 @@
+"""kolapy: kola for pytest."""

@@ -1,0 +1,65 @@
+"""The kolapy exception hierarchy.
+
+Three failure classes (see docs/design.md):
+
+* :class:`BadInputError` -- the user gave us something unusable (missing image,
+  invalid Ignition, missing QEMU/firmware).  Reported as one line, exit code 2,
+  before any VM starts.
+* :class:`InfraError` -- the harness or the machine failed (QEMU would not
+  start, no SSH in time, initramfs emergency).  Reported as a test *error*.
+* :class:`CommandFailedError` -- a command the test ran failed; it is an
+  ``AssertionError`` so pytest reports it as a test *failure*.
+"""
+
+from __future__ import annotations
+
+
+class KolapyError(Exception):
+    """Base class of every error kolapy raises on purpose."""
+
+
+class BadInputError(KolapyError):
+    """Unusable input from the user.  The message names the input."""
+
+    exit_code = 2
+
+
+class InfraError(KolapyError):
+    """The harness or the machine failed, not the test's own assertion."""
+
+
+class BootError(InfraError):
+    """QEMU could not start, or the machine did not become ready."""
+
+
+class EmergencyError(BootError):
+    """The initramfs reported an emergency (e.g. Ignition failed)."""
+
+    def __init__(self, message: str, journal: str = "") -> None:
+        super().__init__(message)
+        self.journal = journal
+
+
+class TransportError(InfraError):
+    """SSH or the console could not be reached or broke."""
+
+
+class TimeoutExpired(InfraError):
+    """A wait ran past its total deadline."""
+
+
+class CommandFailedError(AssertionError):
+    """A command on the machine did not do what the test expected.
+
+    Carries the command, exit code and output so the report can show them.
+    """
+
+    def __init__(self, command: str, rc: int, stdout: str, stderr: str, expected: str) -> None:
+        self.command = command
+        self.rc = rc
+        self.stdout = stdout
+        self.stderr = stderr
+        super().__init__(
+            f"command {command!r} {expected}: exit code {rc}\n"
+            f"--- stdout ---\n{stdout.rstrip()}\n--- stderr ---\n{stderr.rstrip()}"
+        )

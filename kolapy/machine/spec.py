@@ -1,0 +1,43 @@
+"""What to boot: a frozen description of one machine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kolapy.enums import Arch, Firmware
+
+
+@dataclass(frozen=True)
+class DiskSpec:
+    """An additional blank disk (kola ``AdditionalDisks``: ``5G:channel=nvme,serial=x``)."""
+
+    size_gib: float
+    serial: str = ""
+    channel: str = "virtio"
+    options: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MachineSpec:
+    """Everything that decides how a machine boots.
+
+    Two tests whose specs are equal may share one machine.  ``ignition`` is the
+    *test's* config; the harness merges its own fragment in at boot.
+    """
+
+    image: Path
+    arch: Arch = Arch.X86_64
+    firmware: Firmware = Firmware.BIOS
+    memory_mib: int = 2048
+    cpus: int = 2
+    disk_size_gib: float | None = None
+    """Grow the overlay to this size (root should grow to fill it)."""
+    ignition: Any = None
+    """The test's Ignition config (a dict / Ignition builder), or None."""
+    append_kargs: tuple[str, ...] = ()
+    additional_disks: tuple[DiskSpec, ...] = ()
+    additional_nics: int = 0
+    distro: str = "nestos"
+    name: str = field(default="", compare=False)
