@@ -1,1 +1,2 @@
 """kolapy: kola for pytest."""
+__version__ = "0.1.0"

@@ -1,0 +1,139 @@
+"""`kolapy` command line: thin; every verb calls the library or pytest.
+
+`kolapy run` has no runner of its own: it builds a pytest invocation with the
+plugin and the built-in suites, so the CLI and the plugin can never disagree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from kolapy.errors import BadInputError, KolapyError
+from kolapy.options import OPTIONS, forward
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    for flag, kwargs in OPTIONS:
+        p.add_argument(flag, **kwargs)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kolapy", description="kola for pytest: test OS images")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    run = sub.add_parser("run", help="run kola tests (default: all) on an image")
+    run.add_argument("patterns", nargs="*", metavar="PATTERN", help="kola name globs")
+    run.add_argument("-j", "--parallel", type=int, default=1, metavar="N", help="parallel workers")
+    run.add_argument("--output-dir", metavar="DIR", help="where reports and artifacts go")
+    run.add_argument("--rerun", action="store_true", help="run failed tests once more")
+    _add_run_options(run)
+
+    ls = sub.add_parser("list", help="list kola tests")
+    ls.add_argument("patterns", nargs="*", metavar="PATTERN")
+    ls.add_argument("--json", action="store_true", help="machine-readable output")
+
+    image = sub.add_parser("image", help="the reference image")
+    isub = image.add_subparsers(dest="image_verb", required=True, metavar="ACTION")
+    build = isub.add_parser("build", help="build (or reuse) the reference image")
+    build.add_argument("--arch", default="x86_64", choices=["x86_64", "aarch64"])
+    build.add_argument("--force", action="store_true", help="rebuild even if cached")
+    path = isub.add_parser("path", help="print the cached image path (exit 1 if not built)")
+    path.add_argument("--arch", default="x86_64", choices=["x86_64", "aarch64"])
+
+    spawn = sub.add_parser("spawn", help="boot one machine and print how to reach it")
+    spawn.add_argument("--ignition", metavar="FILE", help="Ignition config (.ign/.json/.bu)")
+    _add_run_options(spawn)
+
+    check = sub.add_parser("check-console", help="run the badness checks on saved logs")
+    check.add_argument("files", nargs="+", metavar="FILE")
+    return parser
+
+
+def _run(ns: argparse.Namespace) -> int:
+    import pytest
+
+    from kolapy.runner import pytest_args
+
+    args = pytest_args(ns, forward(ns))
+    return int(pytest.main(args))
+
+
+def _image(ns: argparse.Namespace) -> int:
+    from kolapy import refimage
+    from kolapy.enums import Arch
+
+    arch = Arch.parse(ns.arch)
+    if ns.image_verb == "path":
+        found = refimage.image_path(arch)
+        if found is None:
+            print(
+                f"kolapy: the {arch} reference image is not built (kolapy image build)",
+                file=sys.stderr,
+            )
+            return 1
+        print(found)
+        return 0
+    print(refimage.build_image(arch, force=ns.force))
+    return 0
+
+
+def _list(ns: argparse.Namespace) -> int:
+    from kolapy.listing import list_tests, print_tests
+
+    tests = list_tests(ns.patterns)
+    print_tests(tests, as_json=ns.json)
+    return 0
+
+
+def _spawn(ns: argparse.Namespace) -> int:
+    from kolapy.spawn import spawn
+
+    return spawn(ns)
+
+
+def _check_console(ns: argparse.Namespace) -> int:
+    from kolapy.checks import check_files, format_badness
+
+    found = check_files(ns.files)
+    bad = False
+    for path, hits in found.items():
+        for hit in hits:
+            print(f"{path}: {format_badness(hit)}")
+            bad = bad or hit.severity == "fail"
+    return 1 if bad else 0
+
+
+VERBS = {
+    "run": _run,
+    "image": _image,
+    "list": _list,
+    "spawn": _spawn,
+    "check-console": _check_console,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``kolapy`` console script."""
+    ns = _parser().parse_args(argv)
+    try:
+        return VERBS[ns.verb](ns)
+    except BadInputError as exc:
+        if ns.debug:
+            raise
+        print(f"kolapy: error: {exc}", file=sys.stderr)
+        return BadInputError.exit_code
+    except KolapyError as exc:
+        if ns.debug:
+            raise
+        print(f"kolapy: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("kolapy: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""RunConfig: every run-wide setting, resolved once from options and environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kolapy.enums import Accel, Arch, Firmware
+
+DEFAULT_MEMORY_MIB = 2048
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Settings of one kolapy run (the same on the controller and every xdist worker)."""
+
+    image: Path | None = None
+    """The OS image; None means the reference image for ``arch``."""
+    arch: Arch = Arch.X86_64
+    firmware: Firmware = Firmware.BIOS
+    accel: Accel = Accel.AUTO
+    memory_mib: int = DEFAULT_MEMORY_MIB
+    distro: str = "nestos"
+    platform: str = "qemu"
+    output_dir: Path | None = None
+    patterns: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    denylist: Path | None = None
+    show_skipped: bool = False
+    skip_console_checks: bool = False
+    keep_failed: bool = False
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def from_options(cls, get: Any) -> RunConfig:
+        """Build from a getter ``get(dest, default)`` over parsed options.
+
+        Environment fallbacks: ``KOLAPY_IMAGE``, ``KOLAPY_ARCH``, ``KOLAPY_ACCEL``.
+        Raises ``ValueError`` naming a bad value.
+        """
+        image = get("nestos_image", None) or os.environ.get("KOLAPY_IMAGE") or None
+        arch = get("kola_arch", None) or os.environ.get("KOLAPY_ARCH") or "x86_64"
+        accel = get("kola_accel", None) or os.environ.get("KOLAPY_ACCEL") or "auto"
+        firmware = get("kola_firmware", None) or "bios"
+        try:
+            accel_v = Accel(accel)
+        except ValueError:
+            raise ValueError(f"unknown accelerator {accel!r} (choose auto, kvm or tcg)") from None
+        try:
+            firmware_v = Firmware(firmware)
+        except ValueError:
+            raise ValueError(f"unknown firmware {firmware!r} (choose bios or uefi)") from None
+        memory = int(get("kola_memory", None) or DEFAULT_MEMORY_MIB)
+        if memory < 256:
+            raise ValueError(f"--memory {memory} MiB is too small (at least 256)")
+        out = get("kola_output_dir", None)
+        deny = get("kola_denylist", None)
+        return cls(
+            image=Path(image).expanduser().absolute() if image else None,
+            arch=Arch.parse(arch),
+            firmware=firmware_v,
+            accel=accel_v,
+            memory_mib=memory,
+            distro=get("kola_distro", None) or "nestos",
+            output_dir=Path(out).absolute() if out else None,
+            patterns=tuple(get("kola_patterns", None) or ()),
+            tags=tuple(get("kola_tags", None) or ()),
+            denylist=Path(deny).absolute() if deny else None,
+            show_skipped=bool(get("kola_show_skipped", False)),
+            skip_console_checks=bool(get("kola_skip_console_checks", False)),
+            keep_failed=bool(get("kola_keep_failed", False)),
+        )

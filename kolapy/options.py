@@ -1,0 +1,138 @@
+"""The options shared by `kolapy run` and the pytest plugin.
+
+One table, so the CLI and the plugin can never disagree: the CLI forwards each
+option it received to pytest under the same flag.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: (flag, argparse/pytest keyword arguments)
+OPTIONS: list[tuple[str, dict[str, Any]]] = [
+    (
+        "--nestos-image",
+        dict(
+            dest="nestos_image",
+            metavar="IMAGE",
+            help="qcow2 image to test (default: the reference image, built on first use)",
+        ),
+    ),
+    (
+        "--arch",
+        dict(
+            dest="kola_arch",
+            metavar="ARCH",
+            choices=["x86_64", "aarch64"],
+            help="guest architecture (default x86_64)",
+        ),
+    ),
+    (
+        "--firmware",
+        dict(
+            dest="kola_firmware",
+            choices=["bios", "uefi"],
+            help="guest firmware (default bios; aarch64 is always uefi)",
+        ),
+    ),
+    (
+        "--accel",
+        dict(
+            dest="kola_accel",
+            choices=["auto", "kvm", "tcg"],
+            help="QEMU accelerator; auto uses KVM only where guests really run under it",
+        ),
+    ),
+    (
+        "--memory",
+        dict(
+            dest="kola_memory", type=int, metavar="MiB", help="guest memory in MiB (default 2048)"
+        ),
+    ),
+    (
+        "--distro",
+        dict(
+            dest="kola_distro",
+            choices=["nestos", "fcos"],
+            help="distro conventions (ssh user, ports; default nestos)",
+        ),
+    ),
+    (
+        "--tag",
+        dict(
+            dest="kola_tags",
+            action="append",
+            metavar="TAG",
+            help="run tests with TAG (repeatable; !TAG excludes)",
+        ),
+    ),
+    (
+        "--denylist",
+        dict(
+            dest="kola_denylist",
+            metavar="FILE",
+            help="kola-denylist.yaml: matching tests are skipped (or warn)",
+        ),
+    ),
+    (
+        "--show-skipped",
+        dict(
+            dest="kola_show_skipped",
+            action="store_true",
+            help="report deselected tests with the reason",
+        ),
+    ),
+    (
+        "--skip-console-checks",
+        dict(
+            dest="kola_skip_console_checks",
+            action="store_true",
+            help="do not fail tests on console/journal badness",
+        ),
+    ),
+    (
+        "--keep-failed",
+        dict(
+            dest="kola_keep_failed",
+            action="store_true",
+            help="leave a failed test's machine running until Ctrl-C",
+        ),
+    ),
+]
+
+#: pytest-only spellings of options the CLI names differently.
+PYTEST_ONLY: list[tuple[str, dict[str, Any]]] = [
+    (
+        "--kola-output-dir",
+        dict(
+            dest="kola_output_dir",
+            metavar="DIR",
+            help="kola output dir (default _kola_temp/qemu-<date>-<pid>)",
+        ),
+    ),
+    (
+        "--kola-pattern",
+        dict(
+            dest="kola_patterns",
+            action="append",
+            metavar="GLOB",
+            help="select tests by kola name glob (repeatable)",
+        ),
+    ),
+]
+
+
+def forward(namespace: Any) -> list[str]:
+    """Turn parsed CLI options back into pytest arguments (same flags)."""
+    args: list[str] = []
+    for flag, kw in OPTIONS:
+        value = getattr(namespace, kw["dest"], None)
+        if value in (None, False, []):
+            continue
+        if kw.get("action") == "store_true":
+            args.append(flag)
+        elif kw.get("action") == "append":
+            args += [f"{flag}={v}" for v in value]
+        else:
+            args.append(f"{flag}={value}")
+    return args

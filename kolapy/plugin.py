@@ -1,0 +1,145 @@
+"""The kolapy pytest plugin: options, fixtures and hooks (wiring only).
+
+Loaded automatically through the ``pytest11`` entry point.  Everything that
+decides something lives in :mod:`kolapy.session` and the library.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from kolapy.errors import BadInputError
+from kolapy.options import OPTIONS, PYTEST_ONLY
+from kolapy.session import OUTDIR_KEY, KolaSession
+
+SESSION = pytest.StashKey[KolaSession]()
+MACHINES = pytest.StashKey[list[tuple[Any, Any]]]()
+FAILED = pytest.StashKey[bool]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("kolapy", "kolapy (kola for pytest)")
+    for flag, kwargs in OPTIONS + PYTEST_ONLY:
+        group.addoption(flag, **kwargs)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    # Shared machines need their tests on one worker: group scheduling.
+    if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "no") in (
+        "no",
+        "load",
+    ):
+        config.option.dist = "loadgroup"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "kola(**metadata): kola test metadata (name, tags, ...)")
+    try:
+        session = KolaSession.from_pytest_config(config)
+        if not session.is_worker:
+            session.preflight()
+    except BadInputError as exc:
+        pytest.exit(f"kolapy: error: {exc}", returncode=BadInputError.exit_code)
+    config.stash[SESSION] = session
+    if not session.is_worker:
+        config.pluginmanager.register(_ControllerHooks(session), "kolapy-controller")
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_XdistHooks(session), "kolapy-xdist")
+    # SIGTERM must tear down like Ctrl-C so every machine is stopped.
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, _sigterm)
+
+
+def _sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+class _ControllerHooks:
+    """Hooks that only the controller runs: it sees every worker's reports."""
+
+    def __init__(self, session: KolaSession) -> None:
+        self.session = session
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.session.record(report)
+
+
+class _XdistHooks:
+    def __init__(self, session: KolaSession) -> None:
+        self.session = session
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput[OUTDIR_KEY] = str(self.session.output_dir)
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    try:
+        config.stash[SESSION].plan_items(config, items)
+    except BadInputError as exc:
+        pytest.exit(f"kolapy: error: {exc}", returncode=BadInputError.exit_code)
+
+
+@pytest.fixture
+def machine(request: pytest.FixtureRequest) -> Any:
+    """The test's machine: booted on first use, shared per kola test / machine spec."""
+    ks = request.config.stash[SESSION]
+    m = ks.machine_for(request.node)
+    request.node.stash.setdefault(MACHINES, []).append((m, m.log_mark()))
+    return m
+
+
+@pytest.fixture
+def machine_factory(request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
+    """Boot fresh machines for this test: ``machine_factory(memory_mib=4096, ignition=cfg)``."""
+    ks = request.config.stash[SESSION]
+    booted: list[Any] = []
+
+    def boot(**overrides: Any) -> Any:
+        m = ks.boot_fresh(request.node, overrides)
+        booted.append(m)
+        request.node.stash.setdefault(MACHINES, []).append((m, m.log_mark()))
+        return m
+
+    yield boot
+    for m in booted:
+        ks.pool.stop(m)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    ks = item.config.stash[SESSION]
+    ks.annotate(item, call, report, item.stash.get(MACHINES, []))
+    if report.failed:
+        item.stash[FAILED] = True
+    if call.when == "teardown":
+        ks.done_with(item, failed=item.stash.get(FAILED, False))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
+    ks = config.stash[SESSION]
+    lines = [f"kolapy: output dir {ks.output_dir}"]
+    if ks.cfg.show_skipped:
+        lines += [f"kolapy: deselected {name}: {why}" for name, why in ks.deselected_reasons]
+    return lines
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    ks = session.config.stash.get(SESSION, None)
+    if ks is not None:
+        ks.finish(session, exitstatus)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    ks = config.stash.get(SESSION, None)
+    if ks is not None:
+        ks.close()

@@ -1,0 +1,148 @@
+"""MachinePool: boot machines on demand, share them by key, stop them after their last user."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kolapy.config import RunConfig
+from kolapy.errors import BootError, InfraError
+from kolapy.machine.spec import MachineSpec
+
+log = logging.getLogger("kolapy.pool")
+
+
+@dataclass
+class _Slot:
+    spec: MachineSpec
+    artifact_name: str
+    machine: Any = None
+    error: BaseException | None = None
+    kept: bool = False
+
+
+@dataclass
+class MachinePool:
+    """Machines of one process (the controller or one xdist worker).
+
+    ``users`` counts, per share key, the tests that still need the machine; the
+    machine stops (and writes its artifacts) when that count reaches zero.
+    A boot failure is remembered so the key's other tests fail at once
+    instead of each waiting for another boot to time out.
+    """
+
+    cfg: RunConfig
+    output_dir: Path
+    worker: str = "gw"
+    users: Counter[str] = field(default_factory=Counter)
+    _slots: dict[str, _Slot] = field(default_factory=dict)
+    _workdir: Path | None = None
+    _ssh_key: Any = None
+    _accel: Any = None
+    _serial: int = 0
+
+    # -- lazily created run resources -------------------------------------
+    def _resources(self) -> tuple[Path, Any, Any]:
+        if self._workdir is None:
+            from kolapy.machine.accel import resolve_accel
+            from kolapy.transport.ssh import SSHKeyPair
+
+            # Short path: QEMU's unix sockets must fit in 108 bytes.
+            self._workdir = Path(tempfile.mkdtemp(prefix=f"kolapy-{self.worker}-"))
+            self._ssh_key = SSHKeyPair.generate(self._workdir / "ssh")
+            self._accel = resolve_accel(self.cfg.accel, self.cfg.arch)
+        return self._workdir, self._ssh_key, self._accel
+
+    def acquire(self, key: str, spec: MachineSpec, artifact_name: str) -> Any:
+        """The machine for ``key``, booting it on first use."""
+        slot = self._slots.get(key)
+        if slot is None:
+            slot = self._slots[key] = _Slot(spec, artifact_name)
+        if slot.error is not None:
+            raise BootError(f"machine for {artifact_name} failed to boot earlier: {slot.error}")
+        if slot.machine is None:
+            try:
+                slot.machine = self.boot(spec, artifact_name)
+            except InfraError as exc:
+                slot.error = exc
+                raise
+        return slot.machine
+
+    def boot(self, spec: MachineSpec, artifact_name: str) -> Any:
+        """Boot a machine that the caller owns (stop it with :meth:`stop`)."""
+        from kolapy.machine.qemu import QemuMachine
+
+        workdir, key, accel = self._resources()
+        self._serial += 1
+        name = f"{self.worker}-{self._serial}"
+        spec = _with_name(spec, name)
+        mdir = workdir / name
+        mdir.mkdir()
+        machine = QemuMachine(spec, workdir=mdir, ssh_key=key, accel=accel)
+        machine.artifact_dir = self.output_dir / _safe(artifact_name) / name
+        try:
+            machine.start()
+            machine.wait_ready()
+        except BaseException:
+            self.stop(machine)
+            raise
+        return machine
+
+    def stop(self, machine: Any) -> None:
+        """Stop a machine and keep its artifacts."""
+        try:
+            machine.stop()
+        finally:
+            dest = getattr(machine, "artifact_dir", None)
+            if dest is not None:
+                try:
+                    machine.write_artifacts(dest)
+                except Exception as exc:  # artifacts are best effort, never mask the result
+                    log.warning("could not write artifacts of %s: %s", machine.name, exc)
+
+    def keep(self, key: str) -> Any:
+        """Keep the machine of ``key`` running after its tests (``--keep-failed``)."""
+        slot = self._slots.get(key)
+        if slot is not None and slot.machine is not None:
+            slot.kept = True
+            return slot.machine
+        return None
+
+    def release(self, key: str) -> None:
+        """One user of ``key`` is done; stop its machine when it was the last."""
+        self.users[key] -= 1
+        slot = self._slots.get(key)
+        if self.users[key] <= 0 and slot is not None and slot.machine is not None and not slot.kept:
+            machine, slot.machine = slot.machine, None
+            self.stop(machine)
+
+    def kept_machines(self) -> list[Any]:
+        return [s.machine for s in self._slots.values() if s.kept and s.machine is not None]
+
+    def close(self) -> None:
+        """Stop every machine (kept ones too) and remove the scratch dir."""
+        for slot in self._slots.values():
+            if slot.machine is not None:
+                machine, slot.machine = slot.machine, None
+                try:
+                    self.stop(machine)
+                except Exception as exc:
+                    log.warning("stopping %s failed: %s", getattr(machine, "name", "?"), exc)
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
+
+
+def _with_name(spec: MachineSpec, name: str) -> MachineSpec:
+    from dataclasses import replace
+
+    return replace(spec, name=name)
+
+
+def _safe(name: str) -> str:
+    return name.replace("/", "_")

@@ -1,0 +1,77 @@
+"""Which tests share a machine.
+
+Tests whose machine specs are equal and that are not exclusive share one VM
+per worker; the subtests of one test share that test's VM.  The share key is
+also the xdist group, so a group never spans two workers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from kolapy.config import RunConfig
+from kolapy.enums import Arch, Firmware
+from kolapy.machine.spec import MachineSpec
+
+
+def _canonical(value: Any) -> Any:
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if isinstance(value, Path):
+        return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _canonical(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    return value
+
+
+def spec_digest(spec: MachineSpec) -> str:
+    """A short stable digest of everything that decides how a machine boots."""
+    fields = {
+        f.name: _canonical(getattr(spec, f.name)) for f in dataclasses.fields(spec) if f.compare
+    }
+    blob = json.dumps(fields, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def share_key(parent_name: str, spec: MachineSpec, *, exclusive: bool, conflicts: bool) -> str:
+    """The group of tests that use one machine.
+
+    Exclusive tests (kola's default) share only among their own subtests; a
+    non-exclusive test that declares conflicts keeps to itself as well.
+    """
+    digest = spec_digest(spec)
+    if exclusive or conflicts:
+        return f"kola-{parent_name}-{digest}"
+    return f"kola-shared-{digest}"
+
+
+def spec_for(meta: Any, cfg: RunConfig, image: Path) -> MachineSpec:
+    """The machine spec of a test: run settings raised to the test's minimums."""
+    memory = max(cfg.memory_mib, int(getattr(meta, "min_memory", 0) or 0))
+    min_disk = getattr(meta, "min_disk", 0) or 0
+    firmware = Firmware.UEFI if cfg.arch is Arch.AARCH64 else cfg.firmware
+    ignition = getattr(meta, "ignition", None)
+    if isinstance(ignition, (str, Path)):
+        from kolapy.ignition import Ignition
+
+        ignition = Ignition.load(Path(ignition))
+    return MachineSpec(
+        image=image,
+        arch=cfg.arch,
+        firmware=firmware,
+        memory_mib=memory,
+        disk_size_gib=float(min_disk) if min_disk else None,
+        ignition=ignition,
+        append_kargs=tuple(getattr(meta, "append_kargs", ()) or ()),
+        additional_disks=tuple(getattr(meta, "additional_disks", ()) or ()),
+        additional_nics=int(getattr(meta, "additional_nics", 0) or 0),
+        distro=cfg.distro,
+    )

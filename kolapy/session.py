@@ -1,0 +1,318 @@
+"""KolaSession: the run-wide state behind the pytest plugin.
+
+The plugin's hooks only forward to this object; everything that decides
+something lives here or in the library modules it calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kolapy.config import RunConfig
+from kolapy.errors import BadInputError, InfraError
+from kolapy.pool import MachinePool
+from kolapy.scheduling import share_key, spec_for
+
+log = logging.getLogger("kolapy")
+
+OUTDIR_KEY = "kolapy_output_dir"
+
+
+@dataclass
+class ItemPlan:
+    """What the plugin decided for one collected test."""
+
+    meta: Any
+    full_name: str
+    parent: str
+    key: str
+    spec: Any
+    warn_only: bool = False
+    denied: str | None = None
+
+
+@dataclass
+class KolaSession:
+    """Run-wide state of one pytest process (controller or worker)."""
+
+    cfg: RunConfig
+    output_dir: Path
+    is_worker: bool
+    worker_id: str = "gw"
+    plans: dict[str, ItemPlan] = field(default_factory=dict)
+    collector: Any = None
+    deselected_reasons: list[tuple[str, str]] = field(default_factory=list)
+    _pool: MachinePool | None = None
+    _image: Path | None = None
+
+    # -- set-up --------------------------------------------------------------
+    @classmethod
+    def from_pytest_config(cls, config: pytest.Config) -> KolaSession:
+        try:
+            cfg = RunConfig.from_options(lambda dest, default: config.getoption(dest, default))
+        except ValueError as exc:
+            raise BadInputError(str(exc)) from None
+        workerinput = getattr(config, "workerinput", None)
+        if workerinput is not None:
+            out = Path(workerinput[OUTDIR_KEY])
+            return cls(cfg, out, True, workerinput.get("workerid", "gw"))
+        from kolapy.report.outdir import default_output_dir
+
+        out = cfg.output_dir or default_output_dir(platform=cfg.platform).absolute()
+        session = cls(cfg, out, False, "gw")
+        from kolapy.report.collector import ResultCollector
+
+        session.collector = ResultCollector()
+        return session
+
+    def preflight(self) -> None:
+        """Cheap checks of user input before anything boots (exit 2 on bad input)."""
+        if self.cfg.image is not None:
+            from kolapy.machine.preflight import check_image
+
+            check_image(self.cfg.image)
+        if self.cfg.denylist is not None:
+            from kolapy.denylist import load_denylist
+
+            load_denylist(self.cfg.denylist)
+
+    @property
+    def pool(self) -> MachinePool:
+        if self._pool is None:
+            self._pool = MachinePool(self.cfg, self.output_dir, worker=self.worker_id)
+        return self._pool
+
+    def image(self) -> Path:
+        """The image under test; the reference image is built on first need."""
+        if self._image is None:
+            if self.cfg.image is not None:
+                self._image = self.cfg.image
+            else:
+                from kolapy.refimage import ensure_image
+
+                self._image = ensure_image(self.cfg.arch)
+        return self._image
+
+    # -- collection ----------------------------------------------------------
+    def plan_items(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        """Select kola tests, mark denied ones, group shared machines."""
+        from kolapy.denylist import load_denylist
+        from kolapy.meta import full_name, meta_from_item
+        from kolapy.selection import SelectionContext, select
+
+        metas: dict[str, Any] = {}
+        for item in items:
+            meta = meta_from_item(item)
+            if meta is not None:
+                metas[item.nodeid] = meta
+        if not metas:
+            return
+        ctx = SelectionContext(
+            arch=str(self.cfg.arch),
+            platform=self.cfg.platform,
+            distro=self.cfg.distro,
+            firmware=str(self.cfg.firmware),
+            tags=self.cfg.tags,
+        )
+        denylist = load_denylist(self.cfg.denylist) if self.cfg.denylist else None
+        sel = select(list(metas.values()), self.cfg.patterns, ctx, denylist=denylist)
+        chosen = {id(m) for m in sel.selected}
+        denied = {id(m): entry for m, entry in sel.denied}
+        warn = {id(m) for m, _ in sel.warn_only}
+        reasons = {id(m): r for m, r in sel.deselected}
+
+        keep: list[pytest.Item] = []
+        drop: list[pytest.Item] = []
+        image = self.cfg.image or Path("<reference-image>")
+        for item in items:
+            meta = metas.get(item.nodeid)
+            if meta is None:
+                keep.append(item)
+                continue
+            if id(meta) not in chosen and id(meta) not in denied:
+                drop.append(item)
+                self.deselected_reasons.append((full_name(meta), reasons.get(id(meta), "")))
+                continue
+            spec = spec_for(meta, self.cfg, image)
+            parent = meta.name
+            key = share_key(parent, spec, exclusive=meta.exclusive, conflicts=bool(meta.conflicts))
+            plan = ItemPlan(meta, full_name(meta), parent, key, spec, warn_only=id(meta) in warn)
+            if id(meta) in denied:
+                entry = denied[id(meta)]
+                plan.denied = f"denylisted: {entry.tracker or entry.pattern}"
+                item.add_marker(pytest.mark.skip(reason=plan.denied))
+            self.plans[item.nodeid] = plan
+            item.add_marker(pytest.mark.xdist_group(name=key))
+            keep.append(item)
+        if drop:
+            config.hook.pytest_deselected(items=drop)
+            items[:] = keep
+        users = Counter(p.key for p in self.plans.values() if p.denied is None)
+        self.pool.users.update(users)
+
+    # -- machines --------------------------------------------------------------
+    def machine_for(self, item: pytest.Item) -> Any:
+        """The (possibly shared) machine of a planned test."""
+        plan = self.plans.get(item.nodeid)
+        if plan is None:
+            raise BadInputError(
+                f"{item.nodeid}: the 'machine' fixture needs a kola test (add @kola(name=...))"
+            )
+        spec = _with_image(plan.spec, self.image())
+        return self.pool.acquire(plan.key, spec, plan.parent)
+
+    def done_with(self, item: pytest.Item, failed: bool) -> None:
+        plan = self.plans.get(item.nodeid)
+        if plan is None or plan.denied is not None:
+            return
+        if failed and self.cfg.keep_failed:
+            machine = self.pool.keep(plan.key)
+            if machine is not None:
+                print(
+                    f"\nkolapy: kept {machine.name} for {plan.full_name}: {machine.ssh_command()}"
+                )
+        self.pool.release(plan.key)
+
+    def annotate(
+        self, item: pytest.Item, call: Any, report: Any, machines: list[tuple[Any, Any]]
+    ) -> None:
+        """Put the kola name, log slices and badness verdicts into the report."""
+        from kolapy.report.collector import (
+            KEY_CONSOLE,
+            KEY_DENIED,
+            KEY_ERROR_KIND,
+            KEY_JOURNAL,
+            KEY_MACHINES,
+            KEY_NAME,
+            KEY_PARENT,
+            KEY_WARN,
+        )
+
+        plan = self.plans.get(item.nodeid)
+        if plan is None:
+            return
+        props = report.user_properties
+        props.append((KEY_NAME, plan.full_name))
+        props.append((KEY_PARENT, plan.parent))
+        if plan.denied:
+            props.append((KEY_DENIED, plan.denied))
+        if call.excinfo is not None and is_infra(call.excinfo.value):
+            props.append((KEY_ERROR_KIND, "infra"))
+        if call.when != "call" or not machines:
+            return
+        consoles, journals, warnings = [], [], []
+        for m, mark in machines:
+            try:
+                console, journal = m.logs_since(mark)
+            except Exception as exc:  # a dead machine still gets a report
+                console, journal = f"<console unavailable: {exc}>", ""
+            consoles.append(console)
+            journals.append(journal)
+        props.append((KEY_MACHINES, [m.name for m, _ in machines]))
+        props.append((KEY_CONSOLE, "\n".join(consoles)))
+        props.append((KEY_JOURNAL, "\n".join(journals)))
+        if not self.cfg.skip_console_checks:
+            from kolapy.checks import check_text
+
+            skip_em = "no_emergency_shell_check" in getattr(plan.meta, "flags", ())
+            hits = [
+                b for text in consoles + journals for b in check_text(text, skip_emergency=skip_em)
+            ]
+            fails = [b for b in hits if b.severity == "fail"]
+            warnings += [f"{b.pattern_name}: {b.line}" for b in hits if b.severity != "fail"]
+            if fails and report.passed:
+                report.outcome = "failed"
+                report.longrepr = "console/journal badness:\n" + "\n".join(
+                    f"  {b.pattern_name}: {b.line}" for b in fails
+                )
+        if report.failed and plan.warn_only:
+            warnings.append("denylisted with warn: failure reported as WARN")
+        if warnings:
+            props.append((KEY_WARN, warnings))
+
+    def boot_fresh(self, item: pytest.Item, overrides: dict[str, Any]) -> Any:
+        from dataclasses import replace
+
+        from kolapy.machine.spec import MachineSpec
+
+        plan = self.plans.get(item.nodeid)
+        base = (
+            plan.spec
+            if plan is not None
+            else MachineSpec(
+                image=self.image(),
+                arch=self.cfg.arch,
+                firmware=self.cfg.firmware,
+                memory_mib=self.cfg.memory_mib,
+                distro=self.cfg.distro,
+            )
+        )
+        spec = replace(base, image=self.image(), **overrides)
+        name = plan.parent if plan is not None else item.name
+        return self.pool.boot(spec, name)
+
+    def record(self, report: Any) -> None:
+        if self.collector is not None:
+            self.collector.add(report)
+
+    def finish(self, session: pytest.Session, exitstatus: int) -> None:
+        """Controller: write reports and the summary; everyone: wait on kept machines."""
+        if self.is_worker or self.collector is None:
+            return
+        records = self.collector.records()
+        if not records:
+            return
+        from kolapy.report import write_all
+        from kolapy.report.outdir import make_output_dir
+
+        make_output_dir(self.output_dir, self.cfg.platform)
+        write_all(self.output_dir, records, self.properties(session))
+        tr = session.config.pluginmanager.get_plugin("terminalreporter")
+        if tr is not None:
+            from kolapy.report.summary import render_summary
+
+            render_summary(records, tr)
+            tr.write_line(f"kolapy: reports in {self.output_dir / 'reports'}")
+
+    def properties(self, session: pytest.Session) -> dict[str, Any]:
+        import platform as _platform
+        import sys
+
+        from kolapy import __version__
+
+        return {
+            "command_line": sys.argv,
+            "image": str(self._image or self.cfg.image or "reference"),
+            "arch": str(self.cfg.arch),
+            "platform": self.cfg.platform,
+            "firmware": str(self.cfg.firmware),
+            "accel": str(self.cfg.accel),
+            "distro": self.cfg.distro,
+            "kolapy_version": __version__,
+            "python_version": _platform.python_version(),
+        }
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+
+
+def _with_image(spec: Any, image: Path) -> Any:
+    from dataclasses import replace
+
+    return replace(spec, image=image)
+
+
+def is_infra(exc: BaseException | None) -> bool:
+    return isinstance(exc, InfraError)
+
+
+def worker_count() -> int:
+    return int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
