@@ -74,7 +74,7 @@ class _XdistHooks:
         self.session = session
 
     def pytest_configure_node(self, node: Any) -> None:
-        node.workerinput[OUTDIR_KEY] = str(self.session.output_dir)
+        node.workerinput[OUTDIR_KEY] = str(self.session.output_dir)  # one dir for all workers
 
 
 def pytest_collection_modifyitems(
@@ -127,6 +127,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 @pytest.hookimpl(trylast=True)
 def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
     ks = config.stash[SESSION]
+    if not ks.plans:
+        return []
     lines = [f"kolapy: output dir {ks.output_dir}"]
     if ks.cfg.show_skipped:
         lines += [f"kolapy: deselected {name}: {why}" for name, why in ks.deselected_reasons]

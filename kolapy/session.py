@@ -43,7 +43,7 @@ class KolaSession:
     """Run-wide state of one pytest process (controller or worker)."""
 
     cfg: RunConfig
-    output_dir: Path
+    _output_dir: Path | None
     is_worker: bool
     worker_id: str = "gw"
     plans: dict[str, ItemPlan] = field(default_factory=dict)
@@ -63,14 +63,18 @@ class KolaSession:
         if workerinput is not None:
             out = Path(workerinput[OUTDIR_KEY])
             return cls(cfg, out, True, workerinput.get("workerid", "gw"))
-        from kolapy.report.outdir import default_output_dir
+        return cls(cfg, cfg.output_dir, False, "gw")
 
-        out = cfg.output_dir or default_output_dir(platform=cfg.platform).absolute()
-        session = cls(cfg, out, False, "gw")
-        from kolapy.report.collector import ResultCollector
-
-        session.collector = ResultCollector()
-        return session
+    @property
+    def output_dir(self) -> Path:
+        """The kola output dir; the default is chosen on first use (one per run)."""
+        if self._output_dir is None:
+            try:
+                from kolapy.report.outdir import default_output_dir
+            except ImportError:  # TODO(lead): remove once kolapy.report lands
+                return Path("_kola_temp").absolute()
+            self._output_dir = default_output_dir(platform=self.cfg.platform).absolute()
+        return self._output_dir
 
     def preflight(self) -> None:
         """Cheap checks of user input before anything boots (exit 2 on bad input)."""
@@ -103,6 +107,8 @@ class KolaSession:
     # -- collection ----------------------------------------------------------
     def plan_items(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         """Select kola tests, mark denied ones, group shared machines."""
+        if not any(item.get_closest_marker("kola") for item in items):
+            return  # not a kola run (e.g. kolapy's own unit tests)
         from kolapy.denylist import load_denylist
         from kolapy.meta import full_name, meta_from_item
         from kolapy.selection import SelectionContext, select
@@ -184,6 +190,9 @@ class KolaSession:
         self, item: pytest.Item, call: Any, report: Any, machines: list[tuple[Any, Any]]
     ) -> None:
         """Put the kola name, log slices and badness verdicts into the report."""
+        plan = self.plans.get(item.nodeid)
+        if plan is None:
+            return
         from kolapy.report.collector import (
             KEY_CONSOLE,
             KEY_DENIED,
@@ -195,9 +204,6 @@ class KolaSession:
             KEY_WARN,
         )
 
-        plan = self.plans.get(item.nodeid)
-        if plan is None:
-            return
         props = report.user_properties
         props.append((KEY_NAME, plan.full_name))
         props.append((KEY_PARENT, plan.parent))
@@ -259,8 +265,14 @@ class KolaSession:
         return self.pool.boot(spec, name)
 
     def record(self, report: Any) -> None:
-        if self.collector is not None:
-            self.collector.add(report)
+        """Controller: feed one (possibly remote) test report to the result collector."""
+        if not any(k == "kola_name" for k, _ in report.user_properties):
+            return
+        if self.collector is None:
+            from kolapy.report.collector import ResultCollector
+
+            self.collector = ResultCollector()
+        self.collector.add(report)
 
     def finish(self, session: pytest.Session, exitstatus: int) -> None:
         """Controller: write reports and the summary; everyone: wait on kept machines."""
