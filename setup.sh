@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Idempotent set-up of a Debian 12 machine for kolapy: system packages (QEMU,
+# firmware, image-build tools) and a virtualenv in .venv with kolapy installed.
+# Safe to run again: it installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")"
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+
+PKGS=(
+  # run machines
+  qemu-system-x86 qemu-system-arm qemu-utils ovmf qemu-efi-aarch64 openssh-client
+  # build the reference image
+  mmdebstrap debian-archive-keyring ostree gdisk fdisk e2fsprogs dosfstools mtools
+  grub-pc-bin grub-efi-amd64-bin grub-efi-arm64-bin grub2-common zstd xz-utils cpio
+  qemu-user-static binfmt-support
+  # kolapy itself (Ignition validation) and a Python virtualenv
+  ignition python3 python3-venv python3-dev
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  $SUDO apt-get update -q
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv" >&2
+  python3 -m venv .venv
+fi
+if ! .venv/bin/python -c 'import kolapy, xdist, paramiko, qemu.qmp' 2>/dev/null \
+   || [ pyproject.toml -nt .venv/.kolapy-installed ]; then
+  echo "setup: installing kolapy into .venv" >&2
+  .venv/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+  touch .venv/.kolapy-installed
+fi
+echo "setup: ready (.venv/bin/kolapy, .venv/bin/pytest)" >&2
