@@ -18,7 +18,9 @@ class Distro:
 
 
 DISTROS: dict[str, Distro] = {
-    "nestos": Distro("nestos", "nest", "com.nestos.ignition.journal", "nestos-installer", "nestos."),
+    "nestos": Distro(
+        "nestos", "nest", "com.nestos.ignition.journal", "nestos-installer", "nestos."
+    ),
     "fcos": Distro("fcos", "core", "com.coreos.ignition.journal", "coreos-installer", "coreos."),
 }
 

@@ -18,9 +18,7 @@ class Arch(StrEnum):
         try:
             return cls(aliases.get(value, value))
         except ValueError:
-            raise ValueError(
-                f"unknown architecture {value!r} (choose x86_64 or aarch64)"
-            ) from None
+            raise ValueError(f"unknown architecture {value!r} (choose x86_64 or aarch64)") from None
 
     @classmethod
     def host(cls) -> Arch:
