@@ -312,8 +312,33 @@ class KolaSession:
         }
 
     def close(self) -> None:
-        if self._pool is not None:
+        """Stop every machine; with ``--keep-failed``, first wait for Ctrl-C."""
+        if self._pool is None:
+            return
+        try:
+            kept = self._pool.kept_machines()
+            if kept:
+                _wait_for_interrupt(kept)
+        finally:
             self._pool.close()
+
+
+def _wait_for_interrupt(machines: list[Any]) -> None:
+    import sys
+    import time
+
+    err = sys.__stderr__ or sys.stderr
+    for m in machines:
+        print(
+            f"kolapy: kept {m.name}\n  ssh:     {m.ssh_command()}\n  console: {m.console_log_path}",
+            file=err,
+        )
+    print("kolapy: press Ctrl-C to stop the kept machines", file=err, flush=True)
+    try:
+        while any(m.is_running() for m in machines):
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
 
 
 def _with_image(spec: Any, image: Path) -> Any:
