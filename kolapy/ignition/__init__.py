@@ -11,7 +11,7 @@ from kolapy.ignition.config import Ignition, data_url
 from kolapy.ignition.harness import harness_fragment
 from kolapy.ignition.iso import embed_in_iso, read_from_iso
 from kolapy.ignition.spec import DEFAULT_VERSION, SUPPORTED_VERSIONS
-from kolapy.ignition.validate import validate
+from kolapy.ignition.validation import validate
 
 __all__ = [
     "DEFAULT_VERSION",

@@ -2,7 +2,7 @@
 
 Each object kind maps its keys to a type: ``"str"``, ``"int"``, ``"bool"``,
 another kind's name, or ``"[...]"`` for a list of one.  ``REQUIRED`` names the
-keys that must be present.  Used by :mod:`kolapy.ignition.validate`.
+keys that must be present.  Used by :mod:`kolapy.ignition.validation`.
 """
 
 from __future__ import annotations

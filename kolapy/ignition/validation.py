@@ -318,11 +318,22 @@ def _json_path(dollar: str | None) -> str:
     return out
 
 
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
 def _run_external(cfg: Ignition, report: _Report) -> None:
     exe = _validator_path()
     assert exe is not None
+    # null means "unset" to Ignition too, but its validator then warns that its
+    # context tree does not match: drop them, the meaning is the same.
+    clean = Ignition.from_dict(_without_nulls(cfg.to_dict()))
     with tempfile.TemporaryDirectory(prefix="kolapy-ign-") as tmp:
-        path = cfg.write(Path(tmp) / "config.ign")
+        path = clean.write(Path(tmp) / "config.ign")
         try:
             proc = subprocess.run(
                 [exe, str(path)],
