@@ -1,0 +1,438 @@
+"""QemuMachine: one VM under QEMU, from qcow2 overlay to a ready SSH session to teardown."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from kolapy.distro import get_distro
+from kolapy.enums import Accel, Arch
+from kolapy.errors import BootError, EmergencyError, InfraError, TimeoutExpired, TransportError
+from kolapy.machine import process
+from kolapy.machine.accel import resolve_accel, timeout_scale
+from kolapy.machine.base import LogMark, Machine, timed
+from kolapy.machine.ignition_config import machine_config
+from kolapy.machine.platform import PlatformProfile, load_platform
+from kolapy.machine.preflight import preflight, require_qemu_img
+
+# Re-exported for the plugin: SIGTERM/SIGHUP -> kill every QEMU, then unwind like Ctrl-C.
+from kolapy.machine.process import install_signal_handlers, kill_all  # noqa: F401
+from kolapy.machine.qemu_command import MachinePaths, QemuCommand
+from kolapy.machine.result import CommandResult
+from kolapy.machine.spec import MachineSpec
+from kolapy.retry import retry
+from kolapy.transport.console import ConsoleLog, InteractiveConsole
+from kolapy.transport.journal import JournalLog, render_journal
+from kolapy.transport.qmp import QmpConnection
+from kolapy.transport.ssh import SSHConnection, SSHKeyPair
+
+log = logging.getLogger("kolapy.machine")
+
+READY_TIMEOUT = 60.0
+"""Base seconds from launch to ready (x timeout_scale: 300 s under TCG)."""
+COMMAND_TIMEOUT = 60.0
+"""Base seconds a command may run by default."""
+POWERDOWN_TIMEOUT = 10.0
+"""Seconds a graceful ACPI shutdown may take before QEMU is terminated (not scaled)."""
+
+# Console lines that mean the boot is lost: stop waiting for SSH at once.
+FATAL_CONSOLE = re.compile(
+    r"Kernel panic - not syncing|Starting Emergency Shell|You are in emergency mode"
+    r"|Press Enter for emergency shell|dracut: Refusing to continue"
+)
+_PORT_TAKEN = re.compile(r"host forwarding rule|Address already in use|Could not set up host")
+_PORT_ATTEMPTS = 5
+
+
+class QemuMachine(Machine):
+    """A machine booted by QEMU from ``spec.image`` through a qcow2 overlay.
+
+    Use as a context manager (``with QemuMachine(...) as m:`` starts and waits
+    until ready; leaving stops it), or call :meth:`start`, :meth:`wait_ready`,
+    :meth:`stop` yourself.  ``accel`` may be ``auto``.
+    """
+
+    def __init__(
+        self,
+        spec: MachineSpec,
+        *,
+        workdir: Path,
+        ssh_key: SSHKeyPair,
+        accel: Accel = Accel.AUTO,
+        profile: PlatformProfile | None = None,
+        timeout_scale: float | None = None,
+    ) -> None:
+        self.spec = spec
+        self.workdir = Path(workdir).absolute()
+        self.ssh_key = ssh_key
+        self.profile = profile or load_platform(spec.arch)
+        self.accel = resolve_accel(accel, spec.arch)
+        self.timeout_scale = timeout_scale if timeout_scale is not None else _scale(self.accel)
+        self.default_timeout = self.scaled(COMMAND_TIMEOUT)
+        self.distro = get_distro(spec.distro)
+        self.ssh_port = 0
+        self.ignition: dict[str, Any] | None = None
+        self.host_key: SSHKeyPair | None = None
+        self._paths = MachinePaths.for_workdir(self.workdir)
+        self._tmp_sockdir: Path | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._ssh: SSHConnection | None = None
+        self._console = ConsoleLog(self._paths.console_log)
+        self._journal = JournalLog(self._paths.journal)
+        self._emergency = JournalLog(self._paths.emergency_journal)
+        self._boot_console_offset = 0
+        self._argv: list[str] = []
+        self._stopped = False
+        self._was_ready = False
+
+    # ---- identity -------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.spec.name or self.workdir.name
+
+    @property
+    def arch(self) -> Arch:
+        return self.spec.arch
+
+    @property
+    def console_log_path(self) -> Path:
+        return self._paths.console_log
+
+    @property
+    def paths(self) -> MachinePaths:
+        return self._paths
+
+    @property
+    def argv(self) -> list[str]:
+        """The QEMU command line used (empty before :meth:`start`)."""
+        return list(self._argv)
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def scaled(self, seconds: float) -> float:
+        return seconds * self.timeout_scale
+
+    def ssh_command(self) -> str:
+        return (
+            f"ssh -i {self.ssh_key.private_path} -p {self.ssh_port} "
+            "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+            f"{self.distro.ssh_user}@127.0.0.1"
+        )
+
+    # ---- lifecycle ------------------------------------------------------------------------
+
+    def __enter__(self) -> QemuMachine:
+        try:
+            self.start()
+            self.wait_ready()
+        except BaseException:
+            self.stop(graceful=False)
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Check inputs, write overlay + config, and launch QEMU (does not wait for SSH)."""
+        if self._proc is not None:
+            raise InfraError(f"{self.name}: already started")
+        pre = preflight(self.spec, self.profile)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._setup_sockdir()
+        self.host_key = SSHKeyPair.generate(self.workdir / "hostkey", "ssh_host_ed25519_key",
+                                            comment=f"kolapy-host-{self.name}")
+        config = machine_config(
+            self.spec.ignition, distro=self.spec.distro, ssh_key=self.ssh_key,
+            host_key=self.host_key, source=f"{self.name} Ignition config",
+        )
+        config.write(self._paths.ignition)
+        self.ignition = config.to_dict()
+        self._create_disks(pre.image_format)
+        if pre.firmware.vars_template is not None:
+            shutil.copyfile(pre.firmware.vars_template, self._paths.uefi_vars)
+        self._launch(pre)
+
+    def _setup_sockdir(self) -> None:
+        # A unix socket path must fit in 108 bytes; fall back to a short private dir.
+        if len(str(self.workdir / "console.sock")) > 100:
+            self._tmp_sockdir = Path(tempfile.mkdtemp(prefix="kolapy-s-"))
+            self._paths = MachinePaths.for_workdir(self.workdir, self._tmp_sockdir)
+
+    def _create_disks(self, image_format: str) -> None:
+        qemu_img = require_qemu_img()
+        # The base image is only ever a read-only backing file.
+        cmd = [qemu_img, "create", "-q", "-f", "qcow2", "-b", str(self.spec.image.absolute()),
+               "-F", image_format, str(self._paths.overlay)]
+        if self.spec.disk_size_gib:
+            cmd.append(f"{int(self.spec.disk_size_gib * 1024)}M")
+        _run_checked(cmd, f"{self.name}: creating the disk overlay")
+        for i, disk in enumerate(self.spec.additional_disks):
+            _run_checked(
+                [qemu_img, "create", "-q", "-f", "qcow2", str(self._paths.extra_disk(i)),
+                 f"{int(disk.size_gib * 1024)}M"],
+                f"{self.name}: creating additional disk {i + 1}",
+            )
+
+    def _launch(self, pre: Any) -> None:
+        last_err = ""
+        for _ in range(_PORT_ATTEMPTS):
+            self.ssh_port = free_port()
+            cmd = QemuCommand(self.spec, self.profile, self.accel, self._paths, self.ssh_port,
+                              pre.firmware)
+            self._argv = cmd.argv()
+            for f in (self._paths.console_log, self._paths.journal, self._paths.emergency_journal):
+                f.unlink(missing_ok=True)
+            log.info("%s: launching %s", self.name, " ".join(self._argv))
+            try:
+                self._proc = process.launch(self._argv, stderr=self._paths.qemu_stderr,
+                                            cwd=self.workdir)
+            except OSError as exc:
+                raise BootError(f"{self.name}: cannot run {self._argv[0]}: {exc}") from exc
+            if self._wait_qmp():
+                self._boot_console_offset = 0
+                return
+            last_err = self._stderr()
+            process.terminate(self._proc)
+            self._proc = None
+            if not _PORT_TAKEN.search(last_err):
+                break
+            log.info("%s: port %d was taken, retrying", self.name, self.ssh_port)
+        raise BootError(
+            f"{self.name}: QEMU failed to start: {last_err.strip() or 'no output'}\n"
+            f"command: {' '.join(self._argv)}"
+        )
+
+    def _wait_qmp(self) -> bool:
+        """True once QEMU answers on QMP (it is initialised), False if it exited."""
+        deadline = time.monotonic() + self.scaled(10)
+        assert self._proc is not None
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                return False
+            if self._paths.qmp_socket.exists():
+                try:
+                    with QmpConnection(self._paths.qmp_socket) as qmp:
+                        qmp.connect(2.0)
+                        qmp.query_status()
+                    return True
+                except TransportError:
+                    pass
+            time.sleep(0.05)
+        return self._proc.poll() is None
+
+    def wait_ready(self, timeout: float | None = None) -> None:
+        """Wait until SSH answers and ``systemctl is-system-running`` settles.
+
+        Fails fast with :class:`BootError` if QEMU exits and :class:`EmergencyError`
+        if the initramfs reports an emergency or the console shows a fatal line.
+        """
+        total = timeout if timeout is not None else self.scaled(READY_TIMEOUT)
+        with timed(f"{self.name}: waiting until ready"):
+            self._wait_ready(time.monotonic() + total, total)
+
+    def _wait_ready(self, end: float, total: float, old_boot_id: str | None = None) -> None:
+        def remaining() -> float:
+            return end - time.monotonic()
+
+        ssh = self._ssh or SSHConnection("127.0.0.1", self.ssh_port, self.distro.ssh_user,
+                                         self.ssh_key, self.host_key.public_openssh
+                                         if self.host_key else None)
+        self._ssh = ssh
+
+        def attempt(bound: float) -> str | None:
+            self.check_alive()
+            ssh.connect(deadline=max(1.0, remaining()), attempt_timeout=bound,
+                        give_up=self.check_alive)
+            boot_id = ssh.execute("cat /proc/sys/kernel/random/boot_id", bound).stdout.strip()
+            if old_boot_id is not None and boot_id == old_boot_id:
+                ssh.close()  # still the old boot, going down
+                return None
+            return boot_id
+
+        try:
+            retry(attempt, what=f"{self.name} SSH", deadline=max(1.0, remaining()),
+                  attempt_timeout=min(30.0, self.scaled(6.0)),
+                  retry_on=(TransportError, TimeoutExpired),
+                  give_up_on=(BootError,))
+            self._wait_system_running(remaining)
+            self._was_ready = True
+        except TimeoutExpired as exc:
+            self.check_alive()
+            raise BootError(
+                f"{self.name}: not ready within {total:.0f}s: {exc}\n"
+                f"console tail:\n{self._console.tail(20)}"
+            ) from exc
+
+    def _wait_system_running(self, remaining: Any) -> None:
+        assert self._ssh is not None
+        while True:
+            self.check_alive()
+            bound = max(1.0, remaining())
+            r = self._ssh.execute("systemctl is-system-running --wait", bound)
+            state = r.stdout.strip()
+            if state == "running":
+                return
+            if state == "degraded":
+                failed = self._ssh.execute("systemctl --failed --no-pager --plain", 30).stdout
+                raise InfraError(f"{self.name}: system is degraded; failed units:\n{failed}")
+            if remaining() <= 0:
+                raise TimeoutExpired(f"system state stuck at {state!r}")
+            time.sleep(1)
+
+    def check_alive(self) -> None:
+        """Raise at once if the boot is lost: QEMU exited, emergency journal, fatal console."""
+        if self._proc is None:
+            raise BootError(f"{self.name}: not started")
+        if self._proc.poll() is not None:
+            raise BootError(
+                f"{self.name}: QEMU exited with code {self._proc.returncode}: "
+                f"{self._stderr().strip() or 'no output'}\n"
+                f"console tail:\n{self._console.tail(20)}"
+            )
+        if self._emergency.has_content():
+            raise self._emergency_error("the initramfs reported an emergency")
+        match = self._console.search(FATAL_CONSOLE, self._boot_console_offset)
+        if match:
+            raise self._emergency_error(f"console shows {match.group(0)!r}")
+
+    def _emergency_error(self, what: str) -> EmergencyError:
+        # The initramfs writes its journal then "{}"; give it a moment to finish.
+        deadline = time.monotonic() + self.scaled(2.0)
+        while time.monotonic() < deadline and b"{}" not in self._emergency.raw_since(0)[-64:]:
+            time.sleep(0.2)
+        journal = render_journal(self._emergency.raw_since(0))
+        tail = "\n".join(journal.splitlines()[-40:]) or self._console.tail(40)
+        return EmergencyError(
+            f"{self.name}: {what} (full journal: {self._paths.emergency_journal}):\n{tail}",
+            journal=journal,
+        )
+
+    def stop(self, graceful: bool = True) -> None:
+        """Power down (ACPI, bounded), then SIGTERM, then SIGKILL; idempotent; always reaps."""
+        if self._ssh is not None:
+            self._ssh.close()
+        proc = self._proc
+        if proc is not None and not self._stopped:
+            self._stopped = True
+            with timed(f"{self.name}: stopping"):
+                # Only an OS that came up listens to the power button; else skip the wait.
+                if graceful and self._was_ready and proc.poll() is None:
+                    self._powerdown(proc)
+                rc = process.terminate(proc)
+            log.debug("%s: QEMU exited with %s", self.name, rc)
+        if self._tmp_sockdir is not None:
+            shutil.rmtree(self._tmp_sockdir, ignore_errors=True)
+            self._tmp_sockdir = None
+
+    def _powerdown(self, proc: subprocess.Popen[bytes]) -> None:
+        try:
+            with QmpConnection(self._paths.qmp_socket) as qmp:
+                qmp.connect(2.0)
+                qmp.powerdown()
+            proc.wait(POWERDOWN_TIMEOUT)
+        except (TransportError, subprocess.TimeoutExpired) as exc:
+            log.debug("%s: graceful powerdown incomplete: %s", self.name, exc)
+
+    # ---- the primitive and the plumbing ---------------------------------------------------
+
+    def _execute(self, cmd: str, timeout: float, stdin: bytes | None = None) -> CommandResult:
+        if self._ssh is None:
+            raise TransportError(f"{self.name}: not connected (call wait_ready first)")
+        try:
+            return self._ssh.execute(cmd, timeout, stdin)
+        except TransportError:
+            self.check_alive()  # a dead QEMU explains a dead SSH better
+            raise
+
+    def _reboot_and_reconnect(self, old_boot_id: str) -> None:
+        assert self._ssh is not None
+        self._boot_console_offset = self._console.mark()
+        # The connection may drop before the reply.
+        with contextlib.suppress(TransportError, TimeoutExpired):
+            self._ssh.execute("sudo systemctl reboot", self.scaled(5))
+        self._ssh.close()
+        total = self.scaled(READY_TIMEOUT)
+        self._wait_ready(time.monotonic() + total, total, old_boot_id=old_boot_id)
+
+    def copy_to(self, local: Path | str, remote: str) -> None:
+        assert self._ssh is not None, "not connected"
+        with timed(f"{self.name}: copy {local} -> {remote}"):
+            self._ssh.put(Path(local), remote, timeout=self.scaled(COMMAND_TIMEOUT))
+
+    def copy_from(self, remote: str, local: Path | str) -> None:
+        assert self._ssh is not None, "not connected"
+        with timed(f"{self.name}: copy {remote} -> {local}"):
+            self._ssh.get(remote, Path(local), timeout=self.scaled(COMMAND_TIMEOUT))
+
+    def wait_for_console(
+        self, regex: str, timeout: float | None = None, since: int | None = None
+    ) -> re.Match[str]:
+        """Wait for ``regex`` on the serial console, searching from the start of this boot
+        (or byte offset ``since``); ``timeout`` is a base value (scaled)."""
+        __tracebackhide__ = True
+        start = self._boot_console_offset if since is None else since
+        with timed(f"{self.name}: waiting for console {regex!r}"):
+            return self._console.wait_for(regex, self.scaled(timeout or 60.0), since=start)
+
+    def interactive_console(self, timeout: float = 30.0) -> InteractiveConsole:
+        """A pexpect session on the serial console (close it when done)."""
+        return InteractiveConsole(self._paths.console_socket, timeout=self.scaled(timeout))
+
+    def log_mark(self) -> LogMark:
+        return LogMark(self._console.mark(), self._journal.mark())
+
+    def logs_since(self, mark: LogMark) -> tuple[str, str]:
+        return (self._console.text_since(mark.console_offset),
+                self._journal.text_since(mark.journal_offset))
+
+    def write_artifacts(self, directory: Path) -> None:
+        """Write console.txt, journal.txt, ignition.json and ssh-config into ``directory``."""
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "console.txt").write_text(self._console.text_since(0))
+        (directory / "journal.txt").write_text(self._journal.text_since(0))
+        if self.ignition is not None:
+            (directory / "ignition.json").write_text(json.dumps(self.ignition, indent=2) + "\n")
+        if self._emergency.has_content():
+            (directory / "ignition-journal.txt").write_text(self._emergency.text_since(0))
+        (directory / "ssh-config").write_text(
+            f"Host {self.name}\n"
+            f"    HostName 127.0.0.1\n    Port {self.ssh_port}\n    User {self.distro.ssh_user}\n"
+            f"    IdentityFile {self.ssh_key.private_path}\n    IdentitiesOnly yes\n"
+            "    StrictHostKeyChecking no\n    UserKnownHostsFile /dev/null\n"
+        )
+
+    def _stderr(self) -> str:
+        try:
+            return self._paths.qemu_stderr.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (QEMU launch retries on a race)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _scale(accel: Accel) -> float:
+    return timeout_scale(accel)
+
+
+def _run_checked(cmd: list[str], what: str) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=120)
+    if proc.returncode != 0:
+        raise BootError(f"{what} failed: {proc.stderr.strip()}\ncommand: {' '.join(cmd)}")

@@ -1,0 +1,234 @@
+"""SSH to a machine with paramiko: fresh ed25519 keys, a pinned host key, bounded commands."""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import shlex
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import paramiko
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from kolapy.errors import TimeoutExpired, TransportError
+from kolapy.machine.result import CommandResult
+from kolapy.retry import retry
+
+log = logging.getLogger(__name__)
+
+# Host key types the client may accept besides ed25519: none, so the pinned key must be used.
+_OTHER_HOST_KEY_TYPES = [
+    "ssh-rsa", "rsa-sha2-256", "rsa-sha2-512", "ssh-dss",
+    "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
+]
+
+
+@dataclass(frozen=True)
+class SSHKeyPair:
+    """An ed25519 key pair on disk: OpenSSH private key (0600) + ``.pub``."""
+
+    private_path: Path
+    public_openssh: str
+    private_openssh: str
+
+    @classmethod
+    def generate(
+        cls, directory: Path, name: str = "id_ed25519", comment: str = "kolapy"
+    ) -> SSHKeyPair:
+        """Create a fresh key pair in ``directory`` (usable by ``ssh -i``)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        key = Ed25519PrivateKey.generate()
+        private = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption(),
+        ).decode()
+        public = key.public_key().public_bytes(
+            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+        ).decode()
+        public = f"{public} {comment}"
+        path = directory / name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(private)
+        os.chmod(path, 0o600)
+        path.with_name(name + ".pub").write_text(public + "\n")
+        return cls(path, public, private)
+
+    @classmethod
+    def load(cls, private_path: Path) -> SSHKeyPair:
+        """Load a pair written by :meth:`generate`."""
+        public = private_path.with_name(private_path.name + ".pub").read_text().strip()
+        return cls(private_path, public, private_path.read_text())
+
+    def pkey(self) -> paramiko.PKey:
+        return paramiko.Ed25519Key.from_private_key_file(str(self.private_path))
+
+    @property
+    def public_key_base64(self) -> str:
+        return self.public_openssh.split()[1]
+
+
+class SSHConnection:
+    """One SSH session to ``user@host:port``; reconnect after the guest reboots.
+
+    ``host_key`` (an OpenSSH public key line) pins the server's ed25519 host key.
+    """
+
+    def __init__(
+        self, host: str, port: int, user: str, key: SSHKeyPair, host_key: str | None = None
+    ) -> None:
+        self.host, self.port, self.user, self.key = host, port, user, key
+        self.host_key = host_key
+        self._client: paramiko.SSHClient | None = None
+
+    @property
+    def connected(self) -> bool:
+        t = self._client.get_transport() if self._client else None
+        return bool(t and t.is_active())
+
+    def connect(
+        self,
+        *,
+        deadline: float,
+        attempt_timeout: float = 10.0,
+        give_up: object = None,
+    ) -> None:
+        """Connect, retrying until ``deadline`` seconds; each attempt bounded.
+
+        ``give_up`` is an optional callable run before each attempt; it raises to
+        stop waiting (e.g. QEMU exited, initramfs emergency).
+        """
+        self.close()
+
+        def attempt(bound: float) -> paramiko.SSHClient:
+            if callable(give_up):
+                give_up()
+            return self._connect_once(bound)
+
+        self._client = retry(
+            attempt,
+            what=f"SSH on {self.host}:{self.port}",
+            deadline=deadline,
+            attempt_timeout=attempt_timeout,
+            interval=0.5,
+            retry_on=(OSError, paramiko.SSHException, EOFError),
+            give_up_on=(paramiko.BadHostKeyException,),
+        )
+
+    def _connect_once(self, bound: float) -> paramiko.SSHClient:
+        client = paramiko.SSHClient()
+        if self.host_key:
+            kind, b64 = self.host_key.split()[:2]
+            client.get_host_keys().add(
+                f"[{self.host}]:{self.port}", kind, paramiko.PKey.from_type_string(kind, _b64(b64))
+            )
+            client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        else:
+            client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        try:
+            client.connect(
+                self.host, self.port, username=self.user, pkey=self.key.pkey(),
+                timeout=bound, banner_timeout=bound, auth_timeout=bound, channel_timeout=bound,
+                allow_agent=False, look_for_keys=False,
+                disabled_algorithms={"keys": _OTHER_HOST_KEY_TYPES} if self.host_key else None,
+            )
+        except paramiko.BadHostKeyException:
+            client.close()
+            raise
+        except BaseException:
+            client.close()
+            raise
+        transport = client.get_transport()
+        if transport is not None:
+            transport.set_keepalive(15)
+        return client
+
+    def execute(self, cmd: str, timeout: float, stdin: bytes | None = None) -> CommandResult:
+        """Run shell text ``cmd``; return its exit code and output (decoded, lenient)."""
+        start = time.monotonic()
+        rc, out, err = self.execute_bytes(cmd, timeout, stdin)
+        return CommandResult(
+            command=cmd, rc=rc,
+            stdout=out.decode("utf-8", errors="replace"),
+            stderr=err.decode("utf-8", errors="replace"),
+            duration=time.monotonic() - start,
+        )
+
+    def execute_bytes(
+        self, cmd: str, timeout: float, stdin: bytes | None = None
+    ) -> tuple[int, bytes, bytes]:
+        """Like :meth:`execute` but returns raw bytes (for file transfer)."""
+        transport = self._client.get_transport() if self._client else None
+        if transport is None or not transport.is_active():
+            raise TransportError(f"SSH to {self.host}:{self.port} is not connected")
+        try:
+            chan = transport.open_session(timeout=min(timeout, 30.0))
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise TransportError(f"SSH session on {self.host}:{self.port} failed: {exc}") from exc
+        try:
+            chan.exec_command(cmd)
+            if stdin is not None:
+                chan.sendall(stdin)
+            chan.shutdown_write()
+            return _collect(chan, cmd, time.monotonic() + timeout, timeout)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise TransportError(f"SSH command {cmd!r} broke: {exc}") from exc
+        finally:
+            chan.close()
+
+    def put(self, local: Path, remote: str, timeout: float = 300.0) -> None:
+        """Copy a local file to ``remote`` (written by the SSH user, no SFTP needed)."""
+        data = Path(local).read_bytes()
+        rc, _, err = self.execute_bytes(f"cat > {shlex.quote(remote)}", timeout, data)
+        if rc != 0:
+            raise TransportError(
+                f"copying {local} to {remote} failed: {err.decode(errors='replace').strip()}"
+            )
+
+    def get(self, remote: str, local: Path, timeout: float = 300.0) -> None:
+        """Copy ``remote`` from the machine to the local path."""
+        rc, out, err = self.execute_bytes(f"cat {shlex.quote(remote)}", timeout)
+        if rc != 0:
+            raise TransportError(f"copying {remote} from the machine failed: "
+                                 f"{err.decode(errors='replace').strip()}")
+        Path(local).write_bytes(out)
+
+    def close(self) -> None:
+        """Close the session; safe to call twice."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+def _collect(
+    chan: paramiko.Channel, cmd: str, end: float, timeout: float
+) -> tuple[int, bytes, bytes]:
+    out: list[bytes] = []
+    err: list[bytes] = []
+    while True:
+        while chan.recv_ready():
+            out.append(chan.recv(65536))
+        while chan.recv_stderr_ready():
+            err.append(chan.recv_stderr(65536))
+        # The exit status follows all data on the channel, so once it is here we are done
+        # (even if a background child keeps stdout open).
+        if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+            return chan.recv_exit_status(), b"".join(out), b"".join(err)
+        remaining = end - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutExpired(f"command {cmd!r} did not finish within {timeout:.0f}s")
+        try:
+            select.select([chan], [], [], min(remaining, 0.5))
+        except (ValueError, OSError):
+            time.sleep(0.05)
+
+
+def _b64(text: str) -> bytes:
+    import base64
+
+    return base64.b64decode(text)
