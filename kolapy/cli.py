@@ -53,12 +53,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(ns: argparse.Namespace) -> int:
-    import pytest
+    from kolapy.runner import run
 
-    from kolapy.runner import pytest_args
-
-    args = pytest_args(ns, forward(ns))
-    return int(pytest.main(args))
+    return run(ns, forward(ns))
 
 
 def _image(ns: argparse.Namespace) -> int:

@@ -1,8 +1,10 @@
-"""Turn `kolapy run` arguments into one pytest invocation."""
+"""`kolapy run`: turn CLI arguments into pytest invocations (and the optional rerun)."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from pathlib import Path
 
 from kolapy.enums import Arch
@@ -21,22 +23,52 @@ def resolve_image(ns: argparse.Namespace) -> Path:
     return ensure_image(Arch.parse(ns.kola_arch or "x86_64"))
 
 
-def pytest_args(ns: argparse.Namespace, forwarded: list[str]) -> list[str]:
-    """The pytest command line for ``kolapy run``: built-in suites + the plugin's options."""
-    image = resolve_image(ns)
-    args = [
-        "--pyargs",
-        "kolapy.suites",
-        "-p",
-        "no:cacheprovider",
-        "-o",
-        "console_output_style=classic",
-    ]
+def pytest_args(
+    ns: argparse.Namespace,
+    forwarded: list[str],
+    image: Path,
+    output_dir: Path,
+    patterns: list[str],
+) -> list[str]:
+    """The pytest command line for one pass of ``kolapy run``."""
+    args = ["--pyargs", "kolapy.suites", "-p", "no:cacheprovider"]
     args += [a for a in forwarded if not a.startswith("--nestos-image=")]
     args.append(f"--nestos-image={image}")
-    args += [f"--kola-pattern={p}" for p in ns.patterns]
-    if ns.output_dir:
-        args.append(f"--kola-output-dir={Path(ns.output_dir).absolute()}")
-    if ns.parallel and ns.parallel > 1:
+    args += [f"--kola-pattern={p}" for p in patterns]
+    args.append(f"--kola-output-dir={output_dir}")
+    # --keep-failed waits on this process's terminal: keep it in one process.
+    if ns.parallel and ns.parallel > 1 and not ns.kola_keep_failed:
         args += ["-n", str(ns.parallel)]
     return args
+
+
+def failed_tests(output_dir: Path) -> list[str]:
+    """Names of the tests that failed in a finished run (from kola's report.json)."""
+    report = output_dir / "reports" / "report.json"
+    if not report.exists():
+        return []
+    tests = json.loads(report.read_text()).get("tests", [])
+    return [t["name"] for t in tests if t.get("result") == "FAIL"]
+
+
+def run(ns: argparse.Namespace, forwarded: list[str]) -> int:
+    """Run the selected tests; with ``--rerun``, run the failed ones once more.
+
+    Both results are kept: the rerun writes to ``<output-dir>/rerun/``.  The
+    exit code is the rerun's when one happened (a flake that passes on the
+    second try does not fail the run), as kola does.
+    """
+    import pytest
+
+    from kolapy.report.outdir import default_output_dir
+
+    image = resolve_image(ns)
+    out = Path(ns.output_dir).absolute() if ns.output_dir else default_output_dir().absolute()
+    rc = int(pytest.main(pytest_args(ns, forwarded, image, out, list(ns.patterns))))
+    if not ns.rerun or rc != 1:
+        return rc
+    again = failed_tests(out)
+    if not again:
+        return rc
+    print(f"kolapy: rerunning {len(again)} failed test(s): {' '.join(again)}", file=sys.stderr)
+    return int(pytest.main(pytest_args(ns, forwarded, image, out / "rerun", again)))
