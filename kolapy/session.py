@@ -156,12 +156,21 @@ class KolaSession:
                 item.add_marker(pytest.mark.skip(reason=plan.denied))
             self.plans[item.nodeid] = plan
             item.add_marker(pytest.mark.xdist_group(name=key))
+            if config.pluginmanager.hasplugin("timeout") and not item.get_closest_marker("timeout"):
+                # kola's per-test timeout, scaled like every wait under emulation
+                item.add_marker(pytest.mark.timeout(meta.timeout * self.timeout_scale()))
             keep.append(item)
         if drop:
             config.hook.pytest_deselected(items=drop)
             items[:] = keep
         users = Counter(p.key for p in self.plans.values() if p.denied is None)
         self.pool.users.update(users)
+
+    def timeout_scale(self) -> float:
+        """How much slower than KVM this run's machines are (TCG: several times)."""
+        from kolapy.machine.accel import resolve_accel, timeout_scale
+
+        return timeout_scale(resolve_accel(self.cfg.accel, self.cfg.arch))
 
     # -- machines --------------------------------------------------------------
     def machine_for(self, item: pytest.Item) -> Any:
