@@ -47,7 +47,7 @@ def test_auto_uses_tcg_for_foreign_arch(host):
 
 def test_kvm_requested_on_pvm_host_is_bad_input(host):
     (host["sys_module"] / "kvm_pvm").mkdir()
-    with pytest.raises(BadInputError, match="--accel kvm.*PVM"):
+    with pytest.raises(BadInputError, match=r"--accel kvm.*PVM"):
         resolve_accel(Accel.KVM, Arch.X86_64, **host)
 
 

@@ -149,5 +149,5 @@ def test_bios_on_aarch64_is_bad_input(tmp_path):
 
 def test_missing_qemu_img(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(BadInputError, match="qemu-img not found.*qemu-utils"):
+    with pytest.raises(BadInputError, match=r"qemu-img not found.*qemu-utils"):
         require_qemu_img()
