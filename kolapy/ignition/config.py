@@ -119,10 +119,10 @@ class Ignition:
             f.write(self.to_json())
         return p
 
-    def merge(self, other: Ignition) -> Ignition:
+    def merge(self, other: Ignition | Mapping[str, Any]) -> Ignition:
         """A new config: ``other`` merged into this one as Ignition's child config."""
-        out = Ignition.from_dict(merge_configs(self._config, other._config), source=self.source)
-        return out
+        child = other._config if isinstance(other, Ignition) else dict(other)
+        return Ignition.from_dict(merge_configs(self._config, child), source=self.source)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Ignition):

@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import tempfile
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -241,18 +241,25 @@ def _check_path_field(obj: dict[str, Any], where: str, report: _Report, key: str
         report.errors.append(f"{where}.{key}: must be an absolute path, not {value!r}")
 
 
-_SEMANTIC = {
+def _check_disk(disk: dict[str, Any], where: str, report: _Report) -> None:
+    _check_path_field(disk, where, report, "device")
+
+
+def _check_filesystem(fs: dict[str, Any], where: str, report: _Report) -> None:
+    _check_path_field(fs, where, report, "device")
+    _check_path_field(fs, where, report, "path")
+
+
+_Check = Callable[[dict[str, Any], str, _Report], None]
+_SEMANTIC: dict[str, _Check] = {
     "File": _check_file,
     "Directory": _check_node,
     "Link": _check_link,
     "Unit": _check_unit,
     "Dropin": _check_dropin,
     "Resource": _check_resource,
-    "Disk": lambda o, w, r: _check_path_field(o, w, r, "device"),
-    "Filesystem": lambda o, w, r: (
-        _check_path_field(o, w, r, "device"),
-        _check_path_field(o, w, r, "path"),
-    ),
+    "Disk": _check_disk,
+    "Filesystem": _check_filesystem,
 }
 
 

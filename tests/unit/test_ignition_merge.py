@@ -281,3 +281,15 @@ def test_merge_with_self_is_idempotent() -> None:
         .add_link("/l", "/t")
     )
     assert a.merge(a) == a
+
+
+def test_merge_accepts_a_plain_dict() -> None:
+    a = Ignition().add_ssh_key("nest", "k1")
+    m = a.merge(
+        {
+            "ignition": {"version": "3.0.0"},
+            "passwd": {"users": [{"name": "nest", "sshAuthorizedKeys": ["k2"]}]},
+        }
+    )
+    assert m.to_dict()["passwd"]["users"][0]["sshAuthorizedKeys"] == ["k1", "k2"]
+    assert m.version == "3.3.0"
