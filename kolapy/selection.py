@@ -143,16 +143,18 @@ def _filter_reason(
     name = full_name(meta)
     name_match = any(_glob(p, name) for p in patterns)
     tag_match = any(t in meta.tags or t == meta.required_tag for t in positive)
-    bad_tag = next((t for t in negative if t in meta.tags), None)
-    if bad_tag is not None:
-        return f"excluded by tag '!{bad_tag}'"
-    if meta.required_tag and meta.required_tag not in positive and not (typed and name_match):
-        return f"requires tag '{meta.required_tag}'"
+    # The conditions are all "deselect if"; their order only picks the reason shown,
+    # so the one the user most likely cares about comes first.
     if typed:
         if not name_match and not tag_match:
             return "pattern"
     elif positive and not tag_match:
         return "tag filter"
+    bad_tag = next((t for t in negative if t in meta.tags), None)
+    if bad_tag is not None:
+        return f"excluded by tag '!{bad_tag}'"
+    if meta.required_tag and meta.required_tag not in positive and not (typed and name_match):
+        return f"requires tag '{meta.required_tag}'"
     return _platform_reason(meta, ctx)
 
 
