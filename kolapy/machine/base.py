@@ -111,9 +111,13 @@ class Machine(abc.ABC):
     # ---- commands ------------------------------------------------------------------------
 
     def run(self, cmd: Command, timeout: float | None = None) -> CommandResult:
-        """Run ``cmd`` and return its result, whatever its exit code."""
+        """Run ``cmd`` and return its result, whatever its exit code.
+
+        ``timeout`` is a base value in seconds, stretched by :meth:`scaled` like every
+        other timeout; without it the backend's default applies.
+        """
         text = to_shell(cmd)
-        bound = timeout if timeout is not None else self.default_timeout
+        bound = self.scaled(timeout) if timeout is not None else self.default_timeout
         result = self._execute(text, bound)
         log.debug("%s: %r -> rc %d (%.1f s)", self.name, text, result.rc, result.duration)
         return result
@@ -207,7 +211,7 @@ class Machine(abc.ABC):
     @property
     def boot_id(self) -> str:
         """This boot's ``/proc/sys/kernel/random/boot_id``."""
-        return self.succeed("cat /proc/sys/kernel/random/boot_id", timeout=self.scaled(10)).strip()
+        return self.succeed("cat /proc/sys/kernel/random/boot_id", timeout=10).strip()
 
     def reboot(self) -> None:
         """Reboot and prove it: the boot_id must change and the machine be ready again."""
