@@ -214,3 +214,26 @@ def test_base_image_untouched_by_overlay(blank_image: Path, ssh_key: SSHKeyPair,
     finally:
         m.stop()
     assert sha256(blank_image) == before
+
+
+def test_taken_port_is_retried(blank_image: Path, ssh_key: SSHKeyPair, tmp_path: Path,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from kolapy.machine import qemu as qemu_mod
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        ports = iter([taken])
+        real = qemu_mod.free_port
+        monkeypatch.setattr(qemu_mod, "free_port", lambda: next(ports, None) or real())
+        m = QemuMachine(MachineSpec(image=blank_image), workdir=tmp_path / "vm",
+                        ssh_key=ssh_key, accel=Accel.TCG)
+        m.start()
+        try:
+            assert m.ssh_port != taken
+            assert f"hostfwd=tcp:127.0.0.1:{m.ssh_port}-:22" in " ".join(m.argv)
+        finally:
+            m.stop()
