@@ -40,7 +40,9 @@ class BadnessPattern:
     """A test flag that turns this check off."""
 
 
-def _p(name: str, regex: str, severity: Severity = Severity.FAIL, flag: str | None = None):
+def _p(
+    name: str, regex: str, severity: Severity = Severity.FAIL, flag: str | None = None
+) -> BadnessPattern:
     return BadnessPattern(name, re.compile(regex), severity, flag)
 
 

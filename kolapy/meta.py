@@ -351,7 +351,8 @@ def kola(*args: str, **kwargs: Any) -> pytest.MarkDecorator:
             raise MetadataError("kola(): name given both positionally and as name=")
         kwargs = {"name": args[0], **kwargs}
     normalize(kwargs, "kola(...)")
-    return pytest.mark.kola(**kwargs)
+    mark: pytest.MarkDecorator = pytest.mark.kola(**kwargs)
+    return mark
 
 
 # --------------------------------------------------------------------------- items
