@@ -139,3 +139,13 @@ def test_parse_failed_units() -> None:
     out = "● foo.service loaded failed failed Foo\nbar.mount loaded failed failed Bar\n"
     assert parse_failed_units(out) == ["foo.service", "bar.mount"]
     assert parse_failed_units("") == []
+
+
+def test_planted_oops_fails_only_the_slice_it_is_in() -> None:
+    # one shared VM console, sliced per test by offset: only test b's slice has the oops
+    console = "boot\n[a] running test a\n[b] running test b\n[ 9.9] Oops: 0000 [#1]\n[c] test c\n"
+    cut_b = console.index("[b]")
+    cut_c = console.index("[c]")
+    slices = {"a": console[:cut_b], "b": console[cut_b:cut_c], "c": console[cut_c:]}
+    verdicts = {name: has_failure(check_text(text)) for name, text in slices.items()}
+    assert verdicts == {"a": False, "b": True, "c": False}
