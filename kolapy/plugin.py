@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from kolapy.session import OUTDIR_KEY, KolaSession
 SESSION = pytest.StashKey[KolaSession]()
 MACHINES = pytest.StashKey[list[tuple[Any, Any]]]()
 FAILED = pytest.StashKey[bool]()
+LOADGROUP_KEY = "kolapy_loadgroup"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -46,6 +48,9 @@ def pytest_configure(config: pytest.Config) -> None:
     except BadInputError as exc:
         pytest.exit(f"kolapy: error: {exc}", returncode=BadInputError.exit_code)
     config.stash[SESSION] = session
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None and workerinput.get(LOADGROUP_KEY):
+        config.option.loadgroup = True  # read by xdist's worker when it names items
     if not session.is_worker:
         config.pluginmanager.register(_ControllerHooks(session), "kolapy-controller")
     if config.pluginmanager.hasplugin("xdist"):
@@ -75,8 +80,12 @@ class _XdistHooks:
 
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput[OUTDIR_KEY] = str(self.session.output_dir)  # one dir for all workers
+        # Workers re-parse the original command line, so the loadgroup switch
+        # made in pytest_cmdline_main must travel explicitly.
+        node.workerinput[LOADGROUP_KEY] = node.config.option.dist == "loadgroup"
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the xdist_group marks
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
@@ -84,6 +93,20 @@ def pytest_collection_modifyitems(
         config.stash[SESSION].plan_items(config, items)
     except BadInputError as exc:
         pytest.exit(f"kolapy: error: {exc}", returncode=BadInputError.exit_code)
+
+
+_SUITES_DIR = Path(__file__).parent / "suites"
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Module | None:
+    # The built-in suites are named by kola test (basic.py), not test_*.py.
+    if (
+        file_path.suffix == ".py"
+        and file_path.parent == _SUITES_DIR
+        and not file_path.name.startswith(("_", "test_"))
+    ):
+        return pytest.Module.from_parent(parent, path=file_path)
+    return None
 
 
 @pytest.fixture

@@ -38,6 +38,9 @@ class ItemPlan:
     denied: str | None = None
 
 
+PLAN = pytest.StashKey[ItemPlan]()
+
+
 @dataclass
 class KolaSession:
     """Run-wide state of one pytest process (controller or worker)."""
@@ -46,7 +49,7 @@ class KolaSession:
     _output_dir: Path | None
     is_worker: bool
     worker_id: str = "gw"
-    plans: dict[str, ItemPlan] = field(default_factory=dict)
+    plans: list[ItemPlan] = field(default_factory=list)
     collector: Any = None
     deselected_reasons: list[tuple[str, str]] = field(default_factory=list)
     _pool: MachinePool | None = None
@@ -154,7 +157,9 @@ class KolaSession:
                 entry = denied[id(meta)]
                 plan.denied = f"denylisted: {entry.tracker or entry.pattern}"
                 item.add_marker(pytest.mark.skip(reason=plan.denied))
-            self.plans[item.nodeid] = plan
+            # by item, not nodeid: xdist renames items of a group (`id@group`)
+            item.stash[PLAN] = plan
+            self.plans.append(plan)
             item.add_marker(pytest.mark.xdist_group(name=key))
             if config.pluginmanager.hasplugin("timeout") and not item.get_closest_marker("timeout"):
                 # kola's per-test timeout, scaled like every wait under emulation
@@ -163,7 +168,7 @@ class KolaSession:
         if drop:
             config.hook.pytest_deselected(items=drop)
             items[:] = keep
-        users = Counter(p.key for p in self.plans.values() if p.denied is None)
+        users = Counter(p.key for p in self.plans if p.denied is None)
         self.pool.users.update(users)
 
     def timeout_scale(self) -> float:
@@ -175,7 +180,7 @@ class KolaSession:
     # -- machines --------------------------------------------------------------
     def machine_for(self, item: pytest.Item) -> Any:
         """The (possibly shared) machine of a planned test."""
-        plan = self.plans.get(item.nodeid)
+        plan = item.stash.get(PLAN, None)
         if plan is None:
             raise BadInputError(
                 f"{item.nodeid}: the 'machine' fixture needs a kola test (add @kola(name=...))"
@@ -184,7 +189,7 @@ class KolaSession:
         return self.pool.acquire(plan.key, spec, plan.parent)
 
     def done_with(self, item: pytest.Item, failed: bool) -> None:
-        plan = self.plans.get(item.nodeid)
+        plan = item.stash.get(PLAN, None)
         if plan is None or plan.denied is not None:
             return
         if failed and self.cfg.keep_failed:
@@ -199,7 +204,7 @@ class KolaSession:
         self, item: pytest.Item, call: Any, report: Any, machines: list[tuple[Any, Any]]
     ) -> None:
         """Put the kola name, log slices and badness verdicts into the report."""
-        plan = self.plans.get(item.nodeid)
+        plan = item.stash.get(PLAN, None)
         if plan is None:
             return
         from kolapy.report.collector import (
@@ -257,7 +262,7 @@ class KolaSession:
 
         from kolapy.machine.spec import MachineSpec
 
-        plan = self.plans.get(item.nodeid)
+        plan = item.stash.get(PLAN, None)
         base = (
             plan.spec
             if plan is not None
