@@ -150,6 +150,7 @@ class KolaSession:
                 self.deselected_reasons.append((full_name(meta), reasons.get(id(meta), "")))
                 continue
             spec = spec_for(meta, self.cfg, image)
+            _validate_config(meta, spec)
             parent = meta.name
             key = share_key(parent, spec, exclusive=meta.exclusive, conflicts=bool(meta.conflicts))
             plan = ItemPlan(meta, full_name(meta), parent, key, spec, warn_only=id(meta) in warn)
@@ -335,6 +336,22 @@ class KolaSession:
                 _wait_for_interrupt(kept)
         finally:
             self._pool.close()
+
+
+def _validate_config(meta: Any, spec: Any) -> None:
+    """A test's invalid Ignition config is bad input: fail before any VM boots."""
+    if spec.ignition is None:
+        return
+    from kolapy.ignition import validate
+    from kolapy.machine.ignition_config import to_ignition
+
+    try:
+        validate(
+            to_ignition(spec.ignition),
+            allow_warnings="allow_config_warnings" in meta.flags,
+        )
+    except BadInputError as exc:
+        raise BadInputError(f"test {meta.full_name} ({meta.nodeid}): {exc}") from None
 
 
 def _wait_for_interrupt(machines: list[Any]) -> None:

@@ -167,3 +167,21 @@ def test_xdist_groups_keep_shared_machines_together(run) -> None:
     result.assert_outcomes(passed=3, failed=2)
     assert sorted(b["test"] for b in boots) == ["shared.a", "suite"], boots
     assert {"suite/one", "shared.c"} <= set(_cases(out))
+
+
+def test_invalid_ignition_is_exit_2_before_any_boot(run, pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_badcfg="""
+from kolapy import kola
+
+@kola(name="badcfg", ignition={"ignition": {"version": "3.3.0"},
+                               "storage": {"files": [{"path": "etc/relative"}]}})
+def test_x(machine):
+    pass
+"""
+    )
+    result, boots, _ = run()
+    assert result.ret == 2
+    text = result.stdout.str() + result.stderr.str()
+    assert "badcfg" in text and "etc/relative" in text
+    assert boots == []
