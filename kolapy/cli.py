@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from kolapy.errors import BadInputError, KolapyError
 from kolapy.options import OPTIONS, forward
@@ -29,11 +30,25 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-j", "--parallel", type=int, default=1, metavar="N", help="parallel workers")
     run.add_argument("--output-dir", metavar="DIR", help="where reports and artifacts go")
     run.add_argument("--rerun", action="store_true", help="run failed tests once more")
+    run.add_argument(
+        "--tests",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="also run the kola tests in this pytest file or directory (repeatable)",
+    )
     _add_run_options(run)
 
     ls = sub.add_parser("list", help="list kola tests")
     ls.add_argument("patterns", nargs="*", metavar="PATTERN")
     ls.add_argument("--json", action="store_true", help="machine-readable output")
+    ls.add_argument(
+        "--tests",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="also list the kola tests in this pytest file or directory",
+    )
 
     image = sub.add_parser("image", help="the reference image")
     isub = image.add_subparsers(dest="image_verb", required=True, metavar="ACTION")
@@ -80,7 +95,7 @@ def _image(ns: argparse.Namespace) -> int:
 def _list(ns: argparse.Namespace) -> int:
     from kolapy.listing import list_tests, print_tests
 
-    tests = list_tests(ns.patterns)
+    tests = list_tests(ns.patterns, extra_args=[str(Path(p).absolute()) for p in ns.tests])
     print_tests(tests, as_json=ns.json)
     return 0
 
@@ -92,15 +107,11 @@ def _spawn(ns: argparse.Namespace) -> int:
 
 
 def _check_console(ns: argparse.Namespace) -> int:
-    from kolapy.checks import check_files, format_badness
+    from kolapy.checks import check_files, format_badness, has_failure
 
     found = check_files(ns.files)
-    bad = False
-    for path, hits in found.items():
-        for hit in hits:
-            print(f"{path}: {format_badness(hit)}")
-            bad = bad or hit.severity == "fail"
-    return 1 if bad else 0
+    print(format_badness(found))
+    return 1 if any(has_failure(hits) for hits in found.values()) else 0
 
 
 VERBS = {

@@ -23,6 +23,27 @@ def resolve_image(ns: argparse.Namespace) -> Path:
     return ensure_image(Arch.parse(ns.kola_arch or "x86_64"))
 
 
+def preflight_run(ns: argparse.Namespace, image: Path, forwarded: list[str]) -> None:
+    """Everything that can be checked before a VM boots (BadInputError on a problem).
+
+    QEMU, qemu-img, firmware and the image itself; then a quiet collection
+    that rejects patterns matching nothing and invalid test configs.
+    """
+    from kolapy.config import RunConfig
+    from kolapy.listing import list_tests
+    from kolapy.machine.platform import load_platform
+    from kolapy.machine.preflight import preflight
+    from kolapy.machine.spec import MachineSpec
+    from kolapy.scheduling import effective_firmware
+
+    cfg = RunConfig.from_options(lambda dest, default: getattr(ns, dest, default))
+    spec = MachineSpec(image=image, arch=cfg.arch, firmware=effective_firmware(cfg))
+    preflight(spec, load_platform(cfg.arch))
+    extra = [str(Path(p).absolute()) for p in getattr(ns, "tests", [])]
+    extra += [a for a in forwarded if not a.startswith("--nestos-image=")]
+    list_tests(ns.patterns, extra_args=[*extra, f"--nestos-image={image}"])
+
+
 def pytest_args(
     ns: argparse.Namespace,
     forwarded: list[str],
@@ -31,7 +52,8 @@ def pytest_args(
     patterns: list[str],
 ) -> list[str]:
     """The pytest command line for one pass of ``kolapy run``."""
-    args = ["--pyargs", "kolapy.suites", "-p", "no:cacheprovider"]
+    args = ["-p", "no:cacheprovider", "--pyargs", "kolapy.suites"]
+    args += [str(Path(p).absolute()) for p in ns.tests]
     args += [a for a in forwarded if not a.startswith("--nestos-image=")]
     args.append(f"--nestos-image={image}")
     args += [f"--kola-pattern={p}" for p in patterns]
@@ -63,6 +85,7 @@ def run(ns: argparse.Namespace, forwarded: list[str]) -> int:
     from kolapy.report.outdir import default_output_dir
 
     image = resolve_image(ns)
+    preflight_run(ns, image, forwarded)
     out = Path(ns.output_dir).absolute() if ns.output_dir else default_output_dir().absolute()
     rc = int(pytest.main(pytest_args(ns, forwarded, image, out, list(ns.patterns))))
     if not ns.rerun or rc != 1:

@@ -53,11 +53,16 @@ def share_key(parent_name: str, spec: MachineSpec, *, exclusive: bool, conflicts
     return f"kola-shared-{digest}"
 
 
+def effective_firmware(cfg: RunConfig) -> Firmware:
+    """aarch64 machines boot UEFI whatever was asked (there is no BIOS there)."""
+    return Firmware.UEFI if cfg.arch is Arch.AARCH64 else cfg.firmware
+
+
 def spec_for(meta: Any, cfg: RunConfig, image: Path) -> MachineSpec:
     """The machine spec of a test: run settings raised to the test's minimums."""
     memory = max(cfg.memory_mib, int(getattr(meta, "min_memory", 0) or 0))
     min_disk = getattr(meta, "min_disk", 0) or 0
-    firmware = Firmware.UEFI if cfg.arch is Arch.AARCH64 else cfg.firmware
+    firmware = effective_firmware(cfg)
     ignition = getattr(meta, "ignition", None)
     if isinstance(ignition, (str, Path)):
         from kolapy.ignition import Ignition
