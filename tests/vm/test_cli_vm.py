@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import signal
@@ -105,7 +106,7 @@ def test_rerun_keeps_both_results(ref_image: Path, tmp_path: Path) -> None:
         text=True,
         timeout=1800,
         cwd=tmp_path,
-        env={**__import__("os").environ, "FLAKY_MARKER": str(tmp_path / "marker")},
+        env={**os.environ, "FLAKY_MARKER": str(tmp_path / "marker")},
     )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     first = json.loads((out / "reports/report.json").read_text())

@@ -116,6 +116,12 @@ def test_console_wait_and_log_slices(machine: QemuMachine) -> None:
     assert token not in machine.logs_since(later)[0]
 
 
+def test_interactive_console(machine: QemuMachine) -> None:
+    with machine.interactive_console() as con:
+        con.sendline("")
+        con.expect(r"login:", timeout=machine.scaled(10))
+
+
 def test_journal_helper(machine: QemuMachine) -> None:
     assert "ssh" in machine.journal(unit="ssh.service").lower()
 
