@@ -1,0 +1,45 @@
+#!/bin/sh
+# mmdebstrap customize hook for the kolapy reference image.
+# $1 = the root file system (mmdebstrap has /proc, /sys and /dev mounted in it),
+# $2 = kolapy's files/ directory, $3 = where to write the package list.
+# Everything that needs a chroot happens here; the ostree layout is done in Python.
+set -eu
+root=$1
+files=$2
+pkglist=$3
+
+cp -a "$files/rootfs/." "$root/"
+chown -R root:root "$root/etc/sudoers.d" "$root/usr/lib/dracut/modules.d/40kolapy"
+chmod 0440 "$root/etc/sudoers.d/nest"
+chmod 0755 "$root/usr/lib/dracut/modules.d/40kolapy/module-setup.sh" \
+    "$root/usr/lib/dracut/modules.d/40kolapy/noop-setfiles" \
+    "$root/usr/lib/dracut/modules.d/40kolapy/kolapy-mount-var" \
+    "$root/usr/lib/dracut/modules.d/40kolapy/kolapy-dump-journal" \
+    "$root/usr/lib/dracut/modules.d/40kolapy/kolapy-firstboot-complete" \
+    "$root/usr/libexec/kolapy/growfs" "$root/usr/sbin/grub-mkconfig"
+
+# Debian's Ignition module depends on network + url-lib for HTTP configs; fw_cfg
+# needs neither and they double the initramfs (FACTS 3).
+ign="$root/usr/lib/dracut/modules.d/30ignition/module-setup.sh"
+sed -i 's/^\( *echo qemu systemd\) url-lib network$/\1/' "$ign"
+grep -q '^ *echo qemu systemd$' "$ign" || { echo "30ignition depends() not as expected" >&2; exit 1; }
+
+# First boot for systemd (presets, Ignition's enabled units): FACTS 5.
+echo uninitialized > "$root/etc/machine-id"
+rm -f "$root/var/lib/dbus/machine-id"
+# Host keys are made on each machine's first boot (FACTS 11).
+rm -f "$root"/etc/ssh/ssh_host_*
+rm -f "$root/etc/hostname"
+printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' > "$root/etc/hosts"
+printf 'nameserver 10.0.2.3\n' > "$root/etc/resolv.conf"
+printf 'LABEL=boot\t/boot\text4\tdefaults\t0\t2\n' > "$root/etc/fstab"
+sed -i 's|^SHELL=.*|SHELL=/bin/bash|' "$root/etc/default/useradd"
+chroot "$root" systemctl set-default multi-user.target >/dev/null
+
+kver=$(ls "$root/usr/lib/modules")
+[ "$(echo "$kver" | wc -w)" = 1 ] || { echo "expected one kernel, got: $kver" >&2; exit 1; }
+chroot "$root" dracut --force --no-hostonly --kver "$kver" "/usr/lib/modules/$kver/initramfs.img"
+cp "$root/boot/vmlinuz-$kver" "$root/usr/lib/modules/$kver/vmlinuz"
+chroot "$root" systemd-hwdb update --usr
+chroot "$root" ldconfig
+chroot "$root" dpkg-query -W -f '${Package}\t${Version}\n' > "$pkglist"

@@ -1,0 +1,135 @@
+"""What the reference image is made of, per architecture, and its hash.
+
+The recipe hash names the cache entry: it covers the package list, the arch
+parameters, the builder's own sources and every file shipped into the image, so
+any change to how the image is made yields a new cache entry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from kolapy.enums import Arch
+
+HERE = Path(__file__).resolve().parent
+FILES_DIR = HERE / "files"
+
+SUITE = "bookworm"
+MIRRORS = (
+    "deb http://deb.debian.org/debian bookworm main",
+    "deb http://deb.debian.org/debian bookworm-updates main",
+    "deb http://deb.debian.org/debian-security bookworm-security main",
+)
+
+# Packages on top of mmdebstrap's minbase variant (NestOS-like contents).
+COMMON_PACKAGES = (
+    "systemd",
+    "systemd-sysv",
+    "udev",
+    "dbus",
+    "kmod",
+    "procps",
+    "less",
+    "dracut",
+    "ignition",
+    "ostree",
+    "ostree-boot",
+    "openssh-server",
+    "sudo",
+    "jq",
+    "iproute2",
+    "iputils-ping",
+    "libnss-myhostname",
+    "ca-certificates",
+    "cloud-guest-utils",
+    "fdisk",
+    "e2fsprogs",
+    "zstd",
+    "podman",
+    "crun",
+    "catatonit",
+    "containernetworking-plugins",
+    "slirp4netns",
+    "uidmap",
+    "docker.io",
+    "busybox-static",
+)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that decides what gets built for one architecture."""
+
+    arch: Arch
+    kernel_package: str
+    grub_platforms: tuple[str, ...]  # host GRUB module dirs, BIOS first if any
+    efi_boot_file: str  # removable-media path name on the ESP
+    console: str  # kernel console for the serial log
+    packages: tuple[str, ...] = COMMON_PACKAGES
+    suite: str = SUITE
+    mirrors: tuple[str, ...] = MIRRORS
+    osname: str = "debian"
+    disk_mib: int = 4096
+    esp_mib: int = 64
+    boot_mib: int = 384
+
+    @property
+    def all_packages(self) -> tuple[str, ...]:
+        return (self.kernel_package, *self.packages)
+
+    @property
+    def ostree_ref(self) -> str:
+        return f"kolapy/{self.arch.value}/ref"
+
+    @property
+    def image_name(self) -> str:
+        return f"ref-{self.arch.value}.qcow2"
+
+
+RECIPES: dict[Arch, Recipe] = {
+    Arch.X86_64: Recipe(
+        arch=Arch.X86_64,
+        kernel_package="linux-image-cloud-amd64",
+        grub_platforms=("i386-pc", "x86_64-efi"),
+        efi_boot_file="BOOTX64.EFI",
+        console="ttyS0,115200",
+    ),
+    Arch.AARCH64: Recipe(
+        arch=Arch.AARCH64,
+        kernel_package="linux-image-cloud-arm64",
+        grub_platforms=("arm64-efi",),
+        efi_boot_file="BOOTAA64.EFI",
+        console="ttyAMA0,115200",
+    ),
+}
+
+
+def recipe_for(arch: Arch) -> Recipe:
+    """The recipe for ``arch``."""
+    return RECIPES[Arch(arch)]
+
+
+def _source_files() -> list[Path]:
+    files = [p for p in HERE.glob("*.py")]
+    files += [p for p in FILES_DIR.rglob("*") if p.is_file() or p.is_symlink()]
+    return sorted(p for p in files if "__pycache__" not in p.parts)
+
+
+def recipe_hash(recipe: Recipe) -> str:
+    """A short stable hash of ``recipe`` plus the builder's sources and shipped files."""
+    h = hashlib.sha256()
+    fields = dataclasses.asdict(recipe)
+    h.update(json.dumps(fields, sort_keys=True, default=str).encode())
+    for path in _source_files():
+        h.update(str(path.relative_to(HERE)).encode() + b"\0")
+        if path.is_symlink():
+            h.update(b"link:" + str(path.readlink()).encode())
+        else:
+            h.update(path.read_bytes())
+        # The executable bit changes what the image contains.
+        h.update(b"x" if path.stat().st_mode & 0o111 else b"-")
+    return h.hexdigest()[:16]
