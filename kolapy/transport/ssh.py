@@ -27,6 +27,10 @@ _OTHER_HOST_KEY_TYPES = [
 ]
 
 
+BANNER_TIMEOUT = 8.0
+"""Seconds to wait for the server's banner in one connection attempt."""
+
+
 @dataclass(frozen=True)
 class SSHKeyPair:
     """An ed25519 key pair on disk: OpenSSH private key (0600) + ``.pub``."""
@@ -133,7 +137,10 @@ class SSHConnection:
         try:
             client.connect(
                 self.host, self.port, username=self.user, pkey=self.key.pkey(),
-                timeout=bound, banner_timeout=bound, auth_timeout=bound, channel_timeout=bound,
+                # Before the guest's network is up, QEMU's user-mode stack accepts the TCP
+                # connection and then stays silent: give up on the banner early and retry.
+                timeout=bound, banner_timeout=min(bound, BANNER_TIMEOUT), auth_timeout=bound,
+                channel_timeout=bound,
                 allow_agent=False, look_for_keys=False,
                 disabled_algorithms={"keys": _OTHER_HOST_KEY_TYPES} if self.host_key else None,
             )
