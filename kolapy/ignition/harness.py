@@ -14,7 +14,7 @@ FRAGMENT_VERSION = "3.0.0"
 """Oldest spec, so merging the fragment never raises a test config's version."""
 
 _EXEC = (
-    "/bin/sh -c 'exec journalctl -b -f -o json --cursor-file=/run/kolapy-journal.cursor"
+    "/bin/sh -c 'exec journalctl -b -f --no-tail -o json --cursor-file=/run/kolapy-journal.cursor"
     f" > /dev/virtio-ports/{JOURNAL_PORT}'"
 )
 
