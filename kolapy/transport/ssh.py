@@ -27,6 +27,7 @@ _OTHER_HOST_KEY_TYPES = [
 ]
 
 
+_QUIET_AFTER_EXIT = 2.0
 BANNER_TIMEOUT = 8.0
 """Seconds to wait for the server's banner in one connection attempt."""
 
@@ -217,20 +218,25 @@ def _collect(
 ) -> tuple[int, bytes, bytes]:
     out: list[bytes] = []
     err: list[bytes] = []
+    last_data = time.monotonic()
     while True:
         while chan.recv_ready():
             out.append(chan.recv(65536))
+            last_data = time.monotonic()
         while chan.recv_stderr_ready():
             err.append(chan.recv_stderr(65536))
-        # The exit status follows all data on the channel, so once it is here we are done
-        # (even if a background child keeps stdout open).
-        if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+            last_data = time.monotonic()
+        # sshd may send the exit status before the last output: done at EOF, or once
+        # output has been quiet for a moment (a background child may hold stdout open).
+        drained = not chan.recv_ready() and not chan.recv_stderr_ready()
+        quiet = chan.eof_received or time.monotonic() - last_data > _QUIET_AFTER_EXIT
+        if chan.exit_status_ready() and drained and quiet:
             return chan.recv_exit_status(), b"".join(out), b"".join(err)
         remaining = end - time.monotonic()
         if remaining <= 0:
             raise TimeoutExpired(f"command {cmd!r} did not finish within {timeout:.0f}s")
         try:
-            select.select([chan], [], [], min(remaining, 0.5))
+            select.select([chan], [], [], min(remaining, 0.2))
         except (ValueError, OSError):
             time.sleep(0.05)
 

@@ -243,3 +243,16 @@ def test_taken_port_is_retried(blank_image: Path, ssh_key: SSHKeyPair, tmp_path:
             assert f"hostfwd=tcp:127.0.0.1:{m.ssh_port}-:22" in " ".join(m.argv)
         finally:
             m.stop()
+
+
+def test_large_output_is_complete(machine: QemuMachine) -> None:
+    # sshd may send the exit status before the last output; none of it may be lost.
+    out = machine.succeed("seq 1 200000")
+    assert out.endswith("\n199999\n200000\n")
+    assert len(out.splitlines()) == 200000
+
+
+def test_background_child_holding_stdout_does_not_hang(machine: QemuMachine) -> None:
+    start = time.monotonic()
+    assert machine.succeed("(sleep 60 &) ; echo started").strip() == "started"
+    assert time.monotonic() - start < machine.scaled(10)
