@@ -37,8 +37,9 @@ from kolapy.transport.ssh import SSHConnection, SSHKeyPair
 
 log = logging.getLogger("kolapy.machine")
 
-READY_TIMEOUT = 60.0
-"""Base seconds from launch to ready (x timeout_scale: 300 s under TCG)."""
+READY_TIMEOUT = 120.0
+"""Base seconds from launch to ready (x timeout_scale: 600 s under TCG; a loaded
+2-core host running several TCG guests really needs minutes)."""
 COMMAND_TIMEOUT = 60.0
 """Base seconds a command may run by default."""
 POWERDOWN_TIMEOUT = 10.0
