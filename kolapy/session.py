@@ -82,9 +82,15 @@ class KolaSession:
     def preflight(self) -> None:
         """Cheap checks of user input before anything boots (exit 2 on bad input)."""
         if self.cfg.image is not None:
-            from kolapy.machine.preflight import check_image
+            from kolapy.machine.platform import load_platform
+            from kolapy.machine.preflight import preflight
+            from kolapy.machine.spec import MachineSpec
+            from kolapy.scheduling import effective_firmware
 
-            check_image(self.cfg.image)
+            spec = MachineSpec(
+                image=self.cfg.image, arch=self.cfg.arch, firmware=effective_firmware(self.cfg)
+            )
+            preflight(spec, load_platform(self.cfg.arch))
         if self.cfg.denylist is not None:
             from kolapy.denylist import load_denylist
 
