@@ -31,14 +31,10 @@ def preflight_run(ns: argparse.Namespace, image: Path, forwarded: list[str]) -> 
     """
     from kolapy.config import RunConfig
     from kolapy.listing import list_tests
-    from kolapy.machine.platform import load_platform
-    from kolapy.machine.preflight import preflight
-    from kolapy.machine.spec import MachineSpec
-    from kolapy.scheduling import effective_firmware
+    from kolapy.session import check_host_and_image
 
     cfg = RunConfig.from_options(lambda dest, default: getattr(ns, dest, default))
-    spec = MachineSpec(image=image, arch=cfg.arch, firmware=effective_firmware(cfg))
-    preflight(spec, load_platform(cfg.arch))
+    check_host_and_image(cfg, image)
     extra = [str(Path(p).absolute()) for p in getattr(ns, "tests", [])]
     extra += [a for a in forwarded if not a.startswith("--nestos-image=")]
     list_tests(ns.patterns, extra_args=[*extra, f"--nestos-image={image}"])
@@ -52,7 +48,8 @@ def pytest_args(
     patterns: list[str],
 ) -> list[str]:
     """The pytest command line for one pass of ``kolapy run``."""
-    args = ["-p", "no:cacheprovider", "--pyargs", "kolapy.suites"]
+    args = ["-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning"]
+    args += ["--pyargs", "kolapy.suites"]
     args += [str(Path(p).absolute()) for p in ns.tests]
     args += [a for a in forwarded if not a.startswith("--nestos-image=")]
     args.append(f"--nestos-image={image}")

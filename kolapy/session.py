@@ -82,15 +82,7 @@ class KolaSession:
     def preflight(self) -> None:
         """Cheap checks of user input before anything boots (exit 2 on bad input)."""
         if self.cfg.image is not None:
-            from kolapy.machine.platform import load_platform
-            from kolapy.machine.preflight import preflight
-            from kolapy.machine.spec import MachineSpec
-            from kolapy.scheduling import effective_firmware
-
-            spec = MachineSpec(
-                image=self.cfg.image, arch=self.cfg.arch, firmware=effective_firmware(self.cfg)
-            )
-            preflight(spec, load_platform(self.cfg.arch))
+            check_host_and_image(self.cfg, self.cfg.image)
         if self.cfg.denylist is not None:
             from kolapy.denylist import load_denylist
 
@@ -342,6 +334,17 @@ class KolaSession:
                 _wait_for_interrupt(kept)
         finally:
             self._pool.close()
+
+
+def check_host_and_image(cfg: RunConfig, image: Path) -> None:
+    """QEMU, qemu-img, firmware and the image, for this run's arch and firmware."""
+    from kolapy.machine.platform import load_platform
+    from kolapy.machine.preflight import preflight
+    from kolapy.machine.spec import MachineSpec
+    from kolapy.scheduling import effective_firmware
+
+    spec = MachineSpec(image=image, arch=cfg.arch, firmware=effective_firmware(cfg))
+    preflight(spec, load_platform(cfg.arch))
 
 
 def _validate_config(meta: Any, spec: Any) -> None:
