@@ -129,9 +129,10 @@ def test_journal_helper(machine: QemuMachine) -> None:
 def test_ssh_command_works_with_openssh(machine: QemuMachine) -> None:
     if shutil.which("ssh") is None:
         pytest.skip("OpenSSH client (ssh) is not installed")
-    cmd = [*machine.ssh_command().split(), "-o", "BatchMode=yes", "cat /etc/hostname"]
+    cmd = [*machine.ssh_command().split(), "-o", "BatchMode=yes", "cat /etc/os-release"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
+    assert "ID=" in out.stdout
     assert "127.0.0.1" in machine.ssh_command() and "nest@" in machine.ssh_command()
 
 
@@ -186,7 +187,8 @@ def test_launch_failure_carries_command_and_stderr(blank_image: Path, ssh_key: S
     assert "QEMU failed to start" in text and "qemu-system-x86_64" in text
     assert "-m 67108864" in text
     m.stop()
-    assert process.live_pids() == []
+    assert m.pid is None
+    assert subprocess.run(["pgrep", "-f", f"qemu-system.*{tmp_path}/vm/"]).returncode == 1
 
 
 def test_bad_input_starts_no_vm(ssh_key: SSHKeyPair, tmp_path: Path) -> None:
