@@ -123,6 +123,10 @@ class QemuMachine(Machine):
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
+    def is_running(self) -> bool:
+        """True while the QEMU process is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
     def scaled(self, seconds: float) -> float:
         return seconds * self.timeout_scale
 
