@@ -31,7 +31,7 @@ from kolapy.machine.result import CommandResult
 from kolapy.machine.spec import MachineSpec
 from kolapy.retry import retry
 from kolapy.transport.console import ConsoleLog, InteractiveConsole
-from kolapy.transport.journal import JournalLog, render_journal
+from kolapy.transport.journal import JournalLog, failure_lines, render_journal
 from kolapy.transport.qmp import QmpConnection
 from kolapy.transport.ssh import SSHConnection, SSHKeyPair
 
@@ -320,7 +320,8 @@ class QemuMachine(Machine):
         while time.monotonic() < deadline and b"{}" not in self._emergency.raw_since(0)[-64:]:
             time.sleep(0.2)
         journal = render_journal(self._emergency.raw_since(0))
-        tail = "\n".join(journal.splitlines()[-40:]) or self._console.tail(40)
+        lines = failure_lines(journal) or journal.splitlines()[-40:]
+        tail = "\n".join(lines) or self._console.tail(40)
         return EmergencyError(
             f"{self.name}: {what} (full journal: {self._paths.emergency_journal}):\n{tail}",
             journal=journal,

@@ -7,6 +7,7 @@ followed live) and the initramfs emergency port (its journal, then ``{}``).
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,18 @@ def render_journal(data: str | bytes) -> str:
             break  # The initramfs writes {} after its last entry.
         lines.append(render_entry(entry))
     return "\n".join(lines) + ("\n" if lines else "")
+
+
+_FAILURE_LINE = re.compile(
+    r"ignition\[\d+\]: .*(error|fail|invalid)|Failed to start|Failed with result"
+    r"|Dependency failed|emergency", re.IGNORECASE,
+)
+
+
+def failure_lines(text: str, limit: int = 15) -> list[str]:
+    """The lines of a rendered journal that explain a failed boot (Ignition errors, failed
+    units), at most ``limit``; empty when nothing matches."""
+    return [line for line in text.splitlines() if _FAILURE_LINE.search(line)][:limit]
 
 
 def last_cursor(data: str | bytes) -> str | None:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import json
 
-from kolapy.transport.journal import JournalLog, last_cursor, render_entry, render_journal
+from kolapy.transport.journal import (
+    JournalLog,
+    failure_lines,
+    last_cursor,
+    render_entry,
+    render_journal,
+)
 
 E1 = {"__REALTIME_TIMESTAMP": "1700000000123456", "_HOSTNAME": "nest", "SYSLOG_IDENTIFIER":
       "ignition", "_PID": "42", "MESSAGE": "failed to fetch config", "__CURSOR": "c1"}
@@ -54,3 +60,17 @@ def test_journal_log_offsets_never_split_an_entry(tmp_path):
     assert log.mark() == len(_lines(E1, E2).encode())
     since = log.text_since(mark)
     assert "kernel" in since and "ignition" not in since
+
+
+def test_failure_lines_pick_the_reason():
+    text = "\n".join([
+        "Nov 27 kernel: calibrate_delay_direct() failed to get a good estimate",
+        "Nov 27 localhost ignition[207]: error at line 1 col 3: invalid character 'o'",
+        "Nov 27 localhost ignition[207]: Ignition failed: config is not valid",
+        "Nov 27 localhost systemd[1]: Failed to start ignition-fetch-offline.service",
+        "Nov 27 localhost systemd[1]: Stopped target sockets.target",
+    ])
+    lines = failure_lines(text)
+    assert len(lines) == 3
+    assert "invalid character" in lines[0] and "Failed to start" in lines[2]
+    assert failure_lines("all good\n") == []
