@@ -179,7 +179,8 @@ def test_harness_fragment_user_and_unit(distro: str, user: str) -> None:
     assert unit["enabled"] is True
     text = unit["contents"]
     assert "ConditionPathExists=/dev/virtio-ports/kolapy.journal\n" in text
-    assert "journalctl -b -f --no-tail -o json" in text and "> /dev/virtio-ports/kolapy.journal" in text
+    assert "journalctl -b -f --no-tail -o json" in text
+    assert "> /dev/virtio-ports/kolapy.journal" in text
     assert "Restart=always\n" in text
     assert "WantedBy=multi-user.target\n" in text
     assert validate(frag) == []
