@@ -19,6 +19,9 @@ from kolapy.machine.result import CommandResult
 from kolapy.retry import retry
 
 log = logging.getLogger(__name__)
+# While a guest boots, every refused attempt makes paramiko's transport thread log a
+# traceback at ERROR; the retry loop reports the real outcome, so keep only fatal ones.
+logging.getLogger("paramiko.transport").setLevel(logging.CRITICAL)
 
 # Host key types the client may accept besides ed25519: none, so the pinned key must be used.
 _OTHER_HOST_KEY_TYPES = [
