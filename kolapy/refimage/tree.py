@@ -100,6 +100,8 @@ def commit_and_deploy(recipe: Recipe, rootfs: Path, sysroot: Path, var_src: Path
     checksum = output(["ostree", f"--repo={repo}", "rev-parse", recipe.ostree_ref]).strip()
     kargs = [
         "root=LABEL=root", "rw", "console=tty0", f"console={recipe.console}",
+        # NestOS confines with SELinux, not AppArmor; docker.io would need apparmor_parser.
+        "apparmor=0",
         # Set by GRUB only while /boot/ignition.firstboot exists (FACTS 4).
         "$ignition_firstboot",
     ]

@@ -275,7 +275,7 @@ def test_bios_first_boot(bios_disk: Path, config_file: Path, workdir: Path,
         STATE["new_commit"] = check(ssh, "sudo ostree rev-parse local").strip()
         check(ssh, "sudo ostree admin deploy local")
         check(ssh, "sync")
-        run(ssh, "sudo systemctl poweroff")
+        run(ssh, "sudo systemctl --no-block poweroff")
         assert vm.proc is not None
         vm.proc.wait(timeout=120)
 

@@ -34,6 +34,10 @@ printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' > "
 printf 'nameserver 10.0.2.3\n' > "$root/etc/resolv.conf"
 printf 'LABEL=boot\t/boot\text4\tdefaults\t0\t2\n' > "$root/etc/fstab"
 sed -i 's|^SHELL=.*|SHELL=/bin/bash|' "$root/etc/default/useradd"
+# systemd's first-boot preset only enables; apply the image's presets fully now so
+# Debian's enabled-by-default services (podman, docker, containerd, timers) are off
+# and first boot stays fast (FACTS 6).  docker starts on demand via docker.socket.
+chroot "$root" systemctl preset-all
 chroot "$root" systemctl set-default multi-user.target >/dev/null
 
 kver=$(ls "$root/usr/lib/modules")
