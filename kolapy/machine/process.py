@@ -27,14 +27,16 @@ from typing import IO, Any
 log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
+# Resolved before any fork: the child of a threaded parent (xdist workers have threads)
+# must not dlopen or allocate between fork and exec.
+_prctl = ctypes.CDLL(None, use_errno=True).prctl
 _live: dict[int, subprocess.Popen[bytes]] = {}
 _lock = threading.Lock()
 
 
 def _child_setup(parent_pid: int) -> None:
     """Runs in the child between fork and exec."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    _prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
     # The parent may have died before prctl took effect: then nobody would reap us.
     if os.getppid() != parent_pid:
         os._exit(1)
