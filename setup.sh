@@ -12,8 +12,10 @@ PKGS=(
   qemu-system-x86 qemu-system-arm qemu-utils ovmf qemu-efi-aarch64 openssh-client
   # build the reference image
   mmdebstrap debian-archive-keyring ostree gdisk fdisk e2fsprogs dosfstools mtools
-  grub-pc-bin grub-efi-amd64-bin grub-efi-arm64-bin grub2-common zstd xz-utils cpio
-  qemu-user-static binfmt-support
+  grub-pc-bin grub-efi-amd64-bin grub2-common zstd xz-utils cpio
+  # the arm64 image on an x86_64 host (its GRUB modules come from the image itself:
+  # Debian has no grub-efi-arm64-bin for amd64)
+  qemu-user-static binfmt-support arch-test
   # kolapy itself (Ignition validation) and a Python virtualenv
   ignition python3 python3-venv python3-dev
 )
