@@ -16,10 +16,12 @@ from typing import Any
 
 from kolapy.distro import get_distro
 from kolapy.enums import Accel, Arch
-from kolapy.errors import BootError, EmergencyError, InfraError, TimeoutExpired, TransportError
+from kolapy.errors import BootError, InfraError, TimeoutExpired, TransportError
 from kolapy.machine import process
 from kolapy.machine.accel import resolve_accel, timeout_scale
 from kolapy.machine.base import LogMark, Machine, timed
+from kolapy.machine.bootwatch import FATAL_CONSOLE, BootWatch  # noqa: F401
+from kolapy.machine.disks import create_blank, create_overlay
 from kolapy.machine.ignition_config import machine_config
 from kolapy.machine.platform import PlatformProfile, load_platform
 from kolapy.machine.preflight import preflight, require_qemu_img
@@ -31,7 +33,7 @@ from kolapy.machine.result import CommandResult
 from kolapy.machine.spec import MachineSpec
 from kolapy.retry import retry
 from kolapy.transport.console import ConsoleLog, InteractiveConsole
-from kolapy.transport.journal import JournalLog, failure_lines, render_journal
+from kolapy.transport.journal import JournalLog
 from kolapy.transport.qmp import QmpConnection
 from kolapy.transport.ssh import SSHConnection, SSHKeyPair
 
@@ -46,11 +48,6 @@ POWERDOWN_TIMEOUT = 3.0
 """Seconds a graceful ACPI shutdown may take before QEMU is terminated (not scaled: the
 journal is streamed live and the overlay is thrown away, so waiting longer buys nothing)."""
 
-# Console lines that mean the boot is lost: stop waiting for SSH at once.
-FATAL_CONSOLE = re.compile(
-    r"Kernel panic - not syncing|Starting Emergency Shell|You are in emergency mode"
-    r"|Press Enter for emergency shell|dracut: Refusing to continue"
-)
 _PORT_TAKEN = re.compile(r"host forwarding rule|Address already in use|Could not set up host")
 _PORT_ATTEMPTS = 5
 
@@ -91,7 +88,8 @@ class QemuMachine(Machine):
         self._console = ConsoleLog(self._paths.console_log)
         self._journal = JournalLog(self._paths.journal)
         self._emergency = JournalLog(self._paths.emergency_journal)
-        self._boot_console_offset = 0
+        self._watch = BootWatch(self.name, self._console, self._emergency,
+                                settle=self.scaled(2.0))
         self._argv: list[str] = []
         self._stopped = False
         self._was_ready = False
@@ -185,18 +183,10 @@ class QemuMachine(Machine):
 
     def _create_disks(self, image_format: str) -> None:
         qemu_img = require_qemu_img()
-        # The base image is only ever a read-only backing file.
-        cmd = [qemu_img, "create", "-q", "-f", "qcow2", "-b", str(self.spec.image.absolute()),
-               "-F", image_format, str(self._paths.overlay)]
-        if self.spec.disk_size_gib:
-            cmd.append(f"{int(self.spec.disk_size_gib * 1024)}M")
-        _run_checked(cmd, f"{self.name}: creating the disk overlay")
+        create_overlay(qemu_img, self.spec.image, image_format, self._paths.overlay,
+                       self.spec.disk_size_gib)
         for i, disk in enumerate(self.spec.additional_disks):
-            _run_checked(
-                [qemu_img, "create", "-q", "-f", "qcow2", str(self._paths.extra_disk(i)),
-                 f"{int(disk.size_gib * 1024)}M"],
-                f"{self.name}: creating additional disk {i + 1}",
-            )
+            create_blank(qemu_img, self._paths.extra_disk(i), disk.size_gib)
 
     def _launch(self, pre: Any) -> None:
         last_err = ""
@@ -214,7 +204,7 @@ class QemuMachine(Machine):
             except OSError as exc:
                 raise BootError(f"{self.name}: cannot run {self._argv[0]}: {exc}") from exc
             if self._wait_qmp():
-                self._boot_console_offset = 0
+                self._watch.console_since = 0
                 return
             last_err = self._stderr()
             process.terminate(self._proc)
@@ -314,24 +304,7 @@ class QemuMachine(Machine):
                 f"{self._stderr().strip() or 'no output'}\n"
                 f"console tail:\n{self._console.tail(20)}"
             )
-        if self._emergency.has_content():
-            raise self._emergency_error("the initramfs reported an emergency")
-        match = self._console.search(FATAL_CONSOLE, self._boot_console_offset)
-        if match:
-            raise self._emergency_error(f"console shows {match.group(0)!r}")
-
-    def _emergency_error(self, what: str) -> EmergencyError:
-        # The initramfs writes its journal then "{}"; give it a moment to finish.
-        deadline = time.monotonic() + self.scaled(2.0)
-        while time.monotonic() < deadline and b"{}" not in self._emergency.raw_since(0)[-64:]:
-            time.sleep(0.2)
-        journal = render_journal(self._emergency.raw_since(0))
-        lines = failure_lines(journal) or journal.splitlines()[-40:]
-        tail = "\n".join(lines) or self._console.tail(40)
-        return EmergencyError(
-            f"{self.name}: {what} (full journal: {self._paths.emergency_journal}):\n{tail}",
-            journal=journal,
-        )
+        self._watch.check()
 
     def stop(self, graceful: bool = True) -> None:
         """Power down (ACPI, bounded), then SIGTERM, then SIGKILL; idempotent; always reaps."""
@@ -372,7 +345,7 @@ class QemuMachine(Machine):
 
     def _reboot_and_reconnect(self, old_boot_id: str) -> None:
         assert self._ssh is not None
-        self._boot_console_offset = self._console.mark()
+        self._watch.console_since = self._console.mark()
         # The connection may drop before the reply.
         with contextlib.suppress(TransportError, TimeoutExpired):
             self._ssh.execute("sudo systemctl reboot", self.scaled(5))
@@ -396,7 +369,7 @@ class QemuMachine(Machine):
         """Wait for ``regex`` on the serial console, searching from the start of this boot
         (or byte offset ``since``); ``timeout`` is a base value (scaled)."""
         __tracebackhide__ = True
-        start = self._boot_console_offset if since is None else since
+        start = self._watch.console_since if since is None else since
         with timed(f"{self.name}: waiting for console {regex!r}"):
             return self._console.wait_for(regex, self.scaled(timeout or 60.0), since=start)
 
@@ -443,9 +416,3 @@ def free_port() -> int:
 
 def _scale(accel: Accel) -> float:
     return timeout_scale(accel)
-
-
-def _run_checked(cmd: list[str], what: str) -> None:
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=120)
-    if proc.returncode != 0:
-        raise BootError(f"{what} failed: {proc.stderr.strip()}\ncommand: {' '.join(cmd)}")
