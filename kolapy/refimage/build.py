@@ -11,10 +11,10 @@ from pathlib import Path
 
 from kolapy import __version__ as _kolapy_version
 from kolapy.enums import Arch
-from kolapy.errors import BadInputError, InfraError
-from kolapy.refimage import cache, disk, rootfs, tree
+from kolapy.errors import InfraError
+from kolapy.refimage import cache, disk, foreign, rootfs, tree
 from kolapy.refimage.recipe import Recipe, recipe_for, recipe_hash
-from kolapy.refimage.tools import require_host_tools
+from kolapy.refimage.tools import GRUB_LIB, require_host_tools
 
 Progress = Callable[[str], None]
 
@@ -41,9 +41,9 @@ def build_image(
     recipe = recipe_for(arch)
     if not force and (cached := cache.image_path(arch)) is not None:
         return cached
-    require_host_tools(recipe.grub_platforms)
-    if arch is not Arch.X86_64 and Arch.host() is not arch:
-        raise BadInputError(f"building the {arch} reference image is not supported yet")
+    require_host_tools(() if recipe.grub_from_image else recipe.grub_platforms)
+    if foreign.is_foreign(arch):
+        foreign.require_foreign_tools(arch)
     say(f"building the kolapy reference image for {arch} (recipe {recipe_hash(recipe)})")
     with cache.build_lock(recipe):
         if not force and (cached := cache.image_path(arch)) is not None:
@@ -97,16 +97,19 @@ def _build_in(recipe: Recipe, work: Path, say: Progress) -> Path:
     tree.ostree_layout(root, var_src)
     sysroot = work / "sysroot"
     checksum = tree.commit_and_deploy(recipe, root, sysroot, var_src, log)
+    grub_lib = GRUB_LIB
+    if recipe.grub_from_image:
+        grub_lib = tree.deployment_dir(recipe, sysroot, checksum) / "usr/lib/grub"
 
     step(3, "boot partition: GRUB config from ostree's BLS entries…")
-    disk.populate_boot(recipe, sysroot / "boot", work, log, sysroot)
+    disk.populate_boot(recipe, sysroot / "boot", work, log, sysroot, grub_lib)
     # The boot partition's content leaves the root; /boot stays as its mount point.
     bootdir = work / "bootfs"
     os.rename(sysroot / "boot", bootdir)
     (sysroot / "boot").mkdir()
 
     step(4, "partitions and file systems (no loop devices)…")
-    raw = disk.assemble(recipe, sysroot, bootdir, work, log)
+    raw = disk.assemble(recipe, sysroot, bootdir, work, log, grub_lib)
 
     step(5, "qcow2 (zstd-compressed)…")
     out = work / "out"

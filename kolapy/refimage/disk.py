@@ -67,14 +67,17 @@ def layout(recipe: Recipe) -> list[Partition]:
 
 
 def populate_boot(recipe: Recipe, bootdir: Path, work: Path, log: Path,
-                  sysroot: Path) -> None:
-    """Add GRUB's config, modules, env block and the first-boot stamp to ``bootdir``."""
+                  sysroot: Path, grub_lib: Path = GRUB_LIB) -> None:
+    """Add GRUB's config, modules, env block and the first-boot stamp to ``bootdir``.
+
+    ``grub_lib`` holds GRUB's per-platform module directories (the host's by default).
+    """
     grub = bootdir / "grub"
     grub.mkdir(exist_ok=True)
     for platform in recipe.grub_platforms:
         dst = grub / platform
         dst.mkdir(exist_ok=True)
-        for mod in (GRUB_LIB / platform).iterdir():
+        for mod in (grub_lib / platform).iterdir():
             if mod.suffix in (".mod", ".lst"):
                 shutil.copy2(mod, dst / mod.name)
     loader = os.readlink(bootdir / "loader")  # "loader.0" or "loader.1"
@@ -98,12 +101,13 @@ def populate_boot(recipe: Recipe, bootdir: Path, work: Path, log: Path,
     (bootdir / "ignition.firstboot").write_text("")
 
 
-def _grub_image(recipe: Recipe, platform: str, out: Path, work: Path, log: Path) -> None:
+def _grub_image(recipe: Recipe, platform: str, out: Path, work: Path, log: Path,
+                grub_lib: Path = GRUB_LIB) -> None:
     early = work / "grub-early.cfg"
     early.write_text(_EARLY_CFG)
     modules = [*_GRUB_CORE_MODULES, *_GRUB_EXTRA.get(platform, ())]
     run(
-        ["grub-mkimage", "-O", platform, "-d", GRUB_LIB / platform, "-p", "/grub",
+        ["grub-mkimage", "-O", platform, "-d", grub_lib / platform, "-p", "/grub",
          "-c", early, "-o", out, *modules],
         log=log,
     )
@@ -134,7 +138,8 @@ def _dir_size_mib(path: Path) -> int:
     return kib // 1024 + 1
 
 
-def assemble(recipe: Recipe, sysroot: Path, bootdir: Path, work: Path, log: Path) -> Path:
+def assemble(recipe: Recipe, sysroot: Path, bootdir: Path, work: Path, log: Path,
+             grub_lib: Path = GRUB_LIB) -> Path:
     """Write the raw disk ``work/disk.raw`` from the sysroot and boot directories."""
     parts = layout(recipe)
     disk = work / "disk.raw"
@@ -167,7 +172,7 @@ def assemble(recipe: Recipe, sysroot: Path, bootdir: Path, work: Path, log: Path
         log=log)
     efi_platform = next(p for p in recipe.grub_platforms if p.endswith("-efi"))
     efi_bin = work / recipe.efi_boot_file
-    _grub_image(recipe, efi_platform, efi_bin, work, log)
+    _grub_image(recipe, efi_platform, efi_bin, work, log, grub_lib)
     mtools_env = {"MTOOLS_SKIP_CHECK": "1"}
     run(["mmd", "-i", esp, "::/EFI", "::/EFI/BOOT"], log=log, env=mtools_env)
     run(["mcopy", "-i", esp, efi_bin, f"::/EFI/BOOT/{recipe.efi_boot_file}"], log=log,

@@ -69,6 +69,9 @@ class Recipe:
     grub_platforms: tuple[str, ...]  # host GRUB module dirs, BIOS first if any
     efi_boot_file: str  # removable-media path name on the ESP
     console: str  # kernel console for the serial log
+    # GRUB modules come from the image's own grub-*-bin package, not the host
+    # (Debian has no grub-efi-arm64-bin for amd64 hosts).
+    grub_from_image: bool = False
     packages: tuple[str, ...] = COMMON_PACKAGES
     suite: str = SUITE
     mirrors: tuple[str, ...] = MIRRORS
@@ -104,6 +107,8 @@ RECIPES: dict[Arch, Recipe] = {
         grub_platforms=("arm64-efi",),
         efi_boot_file="BOOTAA64.EFI",
         console="ttyAMA0,115200",
+        packages=(*COMMON_PACKAGES, "grub-efi-arm64-bin"),
+        grub_from_image=True,
     ),
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+from kolapy.refimage import foreign
 from kolapy.refimage.recipe import FILES_DIR, Recipe
 from kolapy.refimage.tools import run
 
@@ -39,4 +40,20 @@ def build_rootfs(recipe: Recipe, target: Path, pkglist: Path, log: Path) -> None
         *recipe.mirrors,
     ]
     # INITRD=No: skip the kernel postinst's initramfs; customize.sh builds the one we use.
-    run(argv, log=log, env={"INITRD": "No"})
+    env = {"INITRD": "No"}
+    if foreign.is_foreign(recipe.arch):
+        # dracut under qemu-user: few drivers, no compression (done natively below).
+        env["KOLAPY_DRACUT_DRIVERS"] = " ".join(foreign.FOREIGN_DRACUT_DRIVERS)
+        env["KOLAPY_DRACUT_NO_COMPRESS"] = "1"
+    with foreign.emulation(recipe.arch):
+        run(argv, log=log, env=env)
+    if foreign.is_foreign(recipe.arch):
+        _compress_initramfs(target, log)
+
+
+def _compress_initramfs(target: Path, log: Path) -> None:
+    # The Debian cloud kernels decompress zstd initramfs images (CONFIG_RD_ZSTD).
+    for img in (target / "usr/lib/modules").glob("*/initramfs.img"):
+        packed = img.with_name("initramfs.img.zst")
+        run(["zstd", "-q", "-T0", "-15", "-f", img, "-o", packed], log=log)
+        packed.replace(img)

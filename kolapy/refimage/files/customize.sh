@@ -42,7 +42,12 @@ chroot "$root" systemctl set-default multi-user.target >/dev/null
 
 kver=$(ls "$root/usr/lib/modules")
 [ "$(echo "$kver" | wc -w)" = 1 ] || { echo "expected one kernel, got: $kver" >&2; exit 1; }
-chroot "$root" dracut --force --no-hostonly --kver "$kver" "/usr/lib/modules/$kver/initramfs.img"
+# Foreign-arch builds run dracut under qemu-user: the builder asks for an exclusive
+# driver list and no compression (zstd then runs natively on the host).
+set -- --force --no-hostonly
+[ -z "${KOLAPY_DRACUT_DRIVERS:-}" ] || set -- "$@" --drivers "$KOLAPY_DRACUT_DRIVERS"
+[ "${KOLAPY_DRACUT_NO_COMPRESS:-}" != 1 ] || set -- "$@" --no-compress
+chroot "$root" dracut "$@" --kver "$kver" "/usr/lib/modules/$kver/initramfs.img"
 cp "$root/boot/vmlinuz-$kver" "$root/usr/lib/modules/$kver/vmlinuz"
 chroot "$root" systemd-hwdb update --usr
 chroot "$root" ldconfig
