@@ -229,6 +229,7 @@ class KolaSession:
         consoles, journals, warnings = [], [], []
         for m, mark in machines:
             try:
+                _sync_journal(m, mark, f"kolapy: end of {plan.full_name}")
                 console, journal = m.logs_since(mark)
             except Exception as exc:  # a dead machine still gets a report
                 console, journal = f"<console unavailable: {exc}>", ""
@@ -345,6 +346,30 @@ def check_host_and_image(cfg: RunConfig, image: Path) -> None:
 
     spec = MachineSpec(image=image, arch=cfg.arch, firmware=effective_firmware(cfg))
     preflight(spec, load_platform(cfg.arch))
+
+
+def _sync_journal(machine: Any, mark: Any, token: str, wait: float = 5.0) -> None:
+    """Log ``token`` in the guest and wait until the journal stream delivered it.
+
+    The journal reaches the host asynchronously; without this, a short test's
+    last lines would land in the next test's slice.  Best effort: a machine
+    that is down (or a fake) simply gets no marker.
+    """
+    import time
+
+    run = getattr(machine, "run", None)
+    if run is None:
+        return
+    try:
+        if run(["logger", "-t", "kolapy", token], timeout=10).failed:
+            return
+        end = time.monotonic() + wait
+        while time.monotonic() < end:
+            if token in machine.logs_since(mark)[1]:
+                return
+            time.sleep(0.1)
+    except Exception:  # the slice is still taken; only its tail may be late
+        return
 
 
 def _validate_config(meta: Any, spec: Any) -> None:

@@ -57,8 +57,12 @@ def test_kolapy_run_basic(ref_image: Path, tmp_path: Path) -> None:
     for name in BASIC_CHECKS:
         tc = cases[name]
         assert tc.find("failure") is None and tc.find("error") is None, name
-        # each check carries its own slice of the logs (journal at least)
-        assert (tc.findtext("system-out") or "") + (tc.findtext("system-err") or ""), name
+        # each check carries ITS slice: the end marker of its own name, no other's
+        journal = tc.findtext("system-err") or ""
+        assert f"kolapy: end of {name}" in journal, (name, journal[-2000:])
+        others = BASIC_CHECKS - {name}
+        assert not any(f"kolapy: end of {o}\n" in journal for o in others), name
+    assert "kolapy-user" in (cases["basic/useradd"].findtext("system-err") or "")
 
     report = json.loads((out / "reports/report.json").read_text())
     basic = next(t for t in report["tests"] if t["name"] == "basic")
