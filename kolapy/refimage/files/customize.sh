@@ -32,7 +32,8 @@ rm -f "$root"/etc/ssh/ssh_host_*
 rm -f "$root/etc/hostname"
 printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' > "$root/etc/hosts"
 printf 'nameserver 10.0.2.3\n' > "$root/etc/resolv.conf"
-printf 'LABEL=boot\t/boot\text4\tdefaults\t0\t2\n' > "$root/etc/fstab"
+# A long device timeout: under heavy TCG load udev may need more than systemd's 90 s default
+printf 'LABEL=boot\t/boot\text4\tdefaults,x-systemd.device-timeout=10min\t0\t2\n' > "$root/etc/fstab"
 sed -i 's|^SHELL=.*|SHELL=/bin/bash|' "$root/etc/default/useradd"
 # systemd's first-boot preset only enables; apply the image's presets fully now so
 # Debian's enabled-by-default services (podman, docker, containerd, timers) are off
