@@ -7,7 +7,6 @@ something lives here or in the library modules it calls.
 from __future__ import annotations
 
 import logging
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -415,6 +414,3 @@ def _with_image(spec: Any, image: Path) -> Any:
 def is_infra(exc: BaseException | None) -> bool:
     return isinstance(exc, InfraError)
 
-
-def worker_count() -> int:
-    return int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
