@@ -22,7 +22,8 @@ from kolapy.errors import TimeoutExpired
 from kolapy.refimage import build_image, image_path, read_manifest
 from kolapy.retry import retry
 
-pytestmark = pytest.mark.vm
+# One worker runs the whole module: later tests reuse earlier tests' disks.
+pytestmark = [pytest.mark.vm, pytest.mark.xdist_group("refimage")]
 
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
