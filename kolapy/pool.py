@@ -84,7 +84,9 @@ class MachinePool:
         mdir = workdir / name
         mdir.mkdir()
         machine = QemuMachine(spec, workdir=mdir, ssh_key=key, accel=accel)
-        machine.artifact_dir = self.output_dir / _safe(artifact_name) / name
+        from kolapy.report.outdir import safe_component
+
+        machine.artifact_dir = self.output_dir / safe_component(artifact_name) / name
         try:
             machine.start()
             machine.wait_ready()
@@ -143,6 +145,3 @@ def _with_name(spec: MachineSpec, name: str) -> MachineSpec:
 
     return replace(spec, name=name)
 
-
-def _safe(name: str) -> str:
-    return name.replace("/", "_")
