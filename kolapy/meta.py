@@ -334,6 +334,12 @@ def build_meta(values: Mapping[str, Any], where: str, nodeid: str = "") -> KolaM
             f"{where}: invalid kola metadata conflicts: only non-exclusive tests "
             "(exclusive=False) may declare conflicts"
         )
+    if meta.cluster_size > 1 and not meta.exclusive:
+        # A shared VM has one machine; a cluster is the test's own set of machines.
+        raise MetadataError(
+            f"{where}: invalid kola metadata cluster_size: a non-exclusive test runs on a "
+            "shared machine, so cluster_size must be 1"
+        )
     if meta.required_tag and not meta.required_tag.strip():
         raise MetadataError(f"{where}: invalid kola metadata required_tag: empty")
     return meta

@@ -15,6 +15,8 @@ import pytest
 
 from kolapy.errors import BadInputError
 from kolapy.options import OPTIONS, PYTEST_ONLY
+from kolapy.report.live import OPTION as LIVE_OPTION
+from kolapy.report.live import live_view
 from kolapy.session import OUTDIR_KEY, KolaSession
 
 SESSION = pytest.StashKey[KolaSession]()
@@ -25,7 +27,7 @@ LOADGROUP_KEY = "kolapy_loadgroup"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("kolapy", "kolapy (kola for pytest)")
-    for flag, kwargs in OPTIONS + PYTEST_ONLY:
+    for flag, kwargs in [*OPTIONS, *PYTEST_ONLY, LIVE_OPTION]:
         group.addoption(flag, **kwargs)
 
 
@@ -53,6 +55,9 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.loadgroup = True  # read by xdist's worker when it names items
     if not session.is_worker:
         config.pluginmanager.register(_ControllerHooks(session), "kolapy-controller")
+        live = live_view(config, session)
+        if live is not None:
+            config.pluginmanager.register(live, "kolapy-live")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(session), "kolapy-xdist")
     # SIGTERM must tear down like Ctrl-C so every machine is stopped.
@@ -114,8 +119,23 @@ def machine(request: pytest.FixtureRequest) -> Any:
     """The test's machine: booted on first use, shared per kola test / machine spec."""
     ks = request.config.stash[SESSION]
     m = ks.machine_for(request.node)
-    request.node.stash.setdefault(MACHINES, []).append((m, m.log_mark()))
+    _remember(request.node, [m])
     return m
+
+
+@pytest.fixture
+def cluster(request: pytest.FixtureRequest) -> Any:
+    """The test's machines (kola ``cluster_size``) on one private network."""
+    ks = request.config.stash[SESSION]
+    c = ks.cluster_for(request.node)
+    _remember(request.node, c.machines)
+    return c
+
+
+def _remember(node: pytest.Item, machines: list[Any]) -> None:
+    # Each machine once, marked where this test starts: its log slices come from there.
+    seen = node.stash.setdefault(MACHINES, [])
+    seen += [(m, m.log_mark()) for m in machines if all(m is not s for s, _ in seen)]
 
 
 @pytest.fixture

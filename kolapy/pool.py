@@ -6,12 +6,14 @@ import logging
 import shutil
 import tempfile
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from kolapy.config import RunConfig
 from kolapy.errors import BootError, InfraError
+from kolapy.machine.cluster import Cluster
+from kolapy.machine.privnet import Hub
 from kolapy.machine.spec import MachineSpec
 
 log = logging.getLogger("kolapy.pool")
@@ -45,6 +47,7 @@ class MachinePool:
     _ssh_key: Any = None
     _accel: Any = None
     _serial: int = 0
+    _segments: int = 0
 
     # -- lazily created run resources -------------------------------------
     def _resources(self) -> tuple[Path, Any, Any]:
@@ -58,8 +61,8 @@ class MachinePool:
             self._accel = resolve_accel(self.cfg.accel, self.cfg.arch)
         return self._workdir, self._ssh_key, self._accel
 
-    def acquire(self, key: str, spec: MachineSpec, artifact_name: str) -> Any:
-        """The machine for ``key``, booting it on first use."""
+    def acquire(self, key: str, spec: MachineSpec, artifact_name: str, size: int = 1) -> Any:
+        """The machine for ``key`` (a :class:`Cluster` when ``size`` > 1), booted on first use."""
         slot = self._slots.get(key)
         if slot is None:
             slot = self._slots[key] = _Slot(spec, artifact_name)
@@ -67,15 +70,18 @@ class MachinePool:
             raise BootError(f"machine for {artifact_name} failed to boot earlier: {slot.error}")
         if slot.machine is None:
             try:
-                slot.machine = self.boot(spec, artifact_name)
+                if size > 1:
+                    slot.machine = self.boot_cluster(spec, size, artifact_name)
+                else:
+                    slot.machine = self.boot(spec, artifact_name)
             except InfraError as exc:
                 slot.error = exc
                 raise
         return slot.machine
 
-    def boot(self, spec: MachineSpec, artifact_name: str) -> Any:
-        """Boot a machine that the caller owns (stop it with :meth:`stop`)."""
+    def _new_machine(self, spec: MachineSpec, artifact_name: str) -> Any:
         from kolapy.machine.qemu import QemuMachine
+        from kolapy.report.outdir import safe_component
 
         workdir, key, accel = self._resources()
         self._serial += 1
@@ -84,28 +90,72 @@ class MachinePool:
         mdir = workdir / name
         mdir.mkdir()
         machine = QemuMachine(spec, workdir=mdir, ssh_key=key, accel=accel)
-        from kolapy.report.outdir import safe_component
-
         machine.artifact_dir = self.output_dir / safe_component(artifact_name) / name
-        try:
-            machine.start()
-            machine.wait_ready()
-        except BaseException:
-            self.stop(machine)
-            raise
         return machine
 
+    def boot(self, spec: MachineSpec, artifact_name: str) -> Any:
+        """Boot a machine that the caller owns (stop it with :meth:`stop`)."""
+        machine = self._new_machine(spec, artifact_name)
+        try:
+            self._event("booting", machine, artifact_name)
+            machine.start()
+            machine.wait_ready()
+        except BaseException as exc:
+            self._event("failed", machine, artifact_name, exc)
+            self.stop(machine)
+            raise
+        self._event("ready", machine, artifact_name)
+        return machine
+
+    def boot_cluster(self, spec: MachineSpec, size: int, artifact_name: str) -> Cluster:
+        """Boot ``size`` machines on one private network, all at once (stop with :meth:`stop`)."""
+        from kolapy.machine.ignition_config import to_ignition
+        from kolapy.machine.privnet import privnet_fragment
+
+        workdir, _, _ = self._resources()
+        self._segments += 1
+        hub = Hub(size, segment=self._segments, sockdir=workdir)
+        cluster = Cluster([], hub)
+        try:
+            for nic in hub.nics:
+                ignition = to_ignition(spec.ignition).merge(privnet_fragment(nic))
+                member = replace(spec, ignition=ignition, private_nics=(nic,))
+                machine = self._new_machine(member, artifact_name)
+                cluster.machines.append(machine)
+                machine.start()  # launch all first: they boot in parallel
+            for machine in cluster.machines:
+                machine.wait_ready()
+        except BaseException:
+            self.stop(cluster)
+            raise
+        return cluster
+
     def stop(self, machine: Any) -> None:
-        """Stop a machine and keep its artifacts."""
+        """Stop a machine (or every machine of a cluster) and keep its artifacts."""
+        if isinstance(machine, Cluster):
+            try:
+                for member in machine.machines:
+                    self.stop(member)
+            finally:
+                if machine.hub is not None:
+                    machine.hub.close()
+            return
         try:
             machine.stop()
         finally:
+            self._event("stopped", machine)
             dest = getattr(machine, "artifact_dir", None)
             if dest is not None:
                 try:
                     machine.write_artifacts(dest)
                 except Exception as exc:  # artifacts are best effort, never mask the result
                     log.warning("could not write artifacts of %s: %s", machine.name, exc)
+
+    def _event(self, kind: str, machine: Any, test: str = "", error: Any = None) -> None:
+        # Workers' machine events reach the controller's live view through this log.
+        from kolapy.report.events import emit
+
+        emit(self.output_dir, kind, machine.name, test=test, worker=self.worker, error=error)
 
     def keep(self, key: str) -> Any:
         """Keep the machine of ``key`` running after its tests (``--keep-failed``)."""
@@ -124,7 +174,9 @@ class MachinePool:
             self.stop(machine)
 
     def kept_machines(self) -> list[Any]:
-        return [s.machine for s in self._slots.values() if s.kept and s.machine is not None]
+        """Machines kept by :meth:`keep` (cluster members one by one)."""
+        kept = [s.machine for s in self._slots.values() if s.kept and s.machine is not None]
+        return [m for k in kept for m in (k.machines if isinstance(k, Cluster) else [k])]
 
     def close(self) -> None:
         """Stop every machine (kept ones too) and remove the scratch dir."""
@@ -141,7 +193,5 @@ class MachinePool:
 
 
 def _with_name(spec: MachineSpec, name: str) -> MachineSpec:
-    from dataclasses import replace
-
     return replace(spec, name=name)
 

@@ -183,16 +183,32 @@ class KolaSession:
             raise BadInputError(
                 f"{item.nodeid}: the 'machine' fixture needs a kola test (add @kola(name=...))"
             )
+        size = int(getattr(plan.meta, "cluster_size", 1) or 1)
         spec = _with_image(plan.spec, self.image())
-        return self.pool.acquire(plan.key, spec, plan.parent)
+        got = self.pool.acquire(plan.key, spec, plan.parent, size)
+        return got.machines[0] if size > 1 else got
+
+    def cluster_for(self, item: pytest.Item) -> Any:
+        """The test's :class:`~kolapy.machine.cluster.Cluster` (``cluster_size`` machines)."""
+        from kolapy.machine.cluster import Cluster
+
+        plan = item.stash.get(PLAN, None)
+        if plan is None:
+            raise BadInputError(
+                f"{item.nodeid}: the 'cluster' fixture needs a kola test (add @kola(name=...))"
+            )
+        size = int(getattr(plan.meta, "cluster_size", 1) or 1)
+        spec = _with_image(plan.spec, self.image())
+        got = self.pool.acquire(plan.key, spec, plan.parent, size)
+        return got if size > 1 else Cluster([got])
 
     def done_with(self, item: pytest.Item, failed: bool) -> None:
         plan = item.stash.get(PLAN, None)
         if plan is None or plan.denied is not None:
             return
         if failed and self.cfg.keep_failed:
-            machine = self.pool.keep(plan.key)
-            if machine is not None:
+            kept = self.pool.keep(plan.key)
+            for machine in getattr(kept, "machines", [kept] if kept is not None else []):
                 print(
                     f"\nkolapy: kept {machine.name} for {plan.full_name}: {machine.ssh_command()}"
                 )

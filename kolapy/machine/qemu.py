@@ -158,8 +158,6 @@ class QemuMachine(Machine):
             # GRUB boots the kernel from the disk, so QEMU's -append cannot reach it.
             log.warning("%s: append_kargs %s ignored: use Ignition kernelArguments",
                         self.name, " ".join(self.spec.append_kargs))
-        if self.spec.additional_nics:
-            log.warning("%s: additional_nics is not supported yet", self.name)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._setup_sockdir()
         self.host_key = SSHKeyPair.generate(self.workdir / "hostkey", "ssh_host_ed25519_key",

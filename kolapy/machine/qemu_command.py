@@ -108,6 +108,7 @@ class QemuCommand:
             "-nic",
             "user,model=virtio-net-pci,restrict=on,"
             f"hostfwd=tcp:127.0.0.1:{self.ssh_port}-:22",
+            *self._extra_nic_args(),
             # The log file always has everything; the socket allows interactive pexpect.
             "-chardev",
             f"socket,id=con0,path={p.console_socket},server=on,wait=off,"
@@ -145,6 +146,14 @@ class QemuCommand:
             "-drive", f"if=none,id=ignition,file={self.paths.ignition},format=raw,readonly=on",
             "-device", "virtio-blk-pci,drive=ignition,serial=ignition",
         ]
+
+    def _extra_nic_args(self) -> list[str]:
+        args: list[str] = []
+        for _ in range(self.spec.additional_nics):
+            args += ["-nic", "user,model=virtio-net-pci,restrict=on"]
+        for i, nic in enumerate(self.spec.private_nics):
+            args += nic.qemu_args(i)
+        return args
 
     def _extra_disk_args(self) -> list[str]:
         args: list[str] = []

@@ -39,5 +39,8 @@ class MachineSpec:
     append_kargs: tuple[str, ...] = ()
     additional_disks: tuple[DiskSpec, ...] = ()
     additional_nics: int = 0
+    """Extra user-mode NICs (kola ``AdditionalNics``), after the SSH one."""
+    private_nics: tuple[Any, ...] = ()
+    """NICs on a private segment shared with other machines (:mod:`kolapy.machine.privnet`)."""
     distro: str = "nestos"
     name: str = field(default="", compare=False)
