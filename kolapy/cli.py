@@ -31,6 +31,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--output-dir", metavar="DIR", help="where reports and artifacts go")
     run.add_argument("--rerun", action="store_true", help="run failed tests once more")
     run.add_argument(
+        "--live",
+        choices=["auto", "rich", "plain", "off"],
+        default="auto",
+        help="progress view: rich on a terminal, plain lines otherwise (auto); off: pytest's own",
+    )
+    run.add_argument(
         "--tests",
         action="append",
         default=[],

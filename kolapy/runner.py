@@ -51,6 +51,8 @@ def pytest_args(
     args.append(f"--nestos-image={image}")
     args += [f"--kola-pattern={p}" for p in patterns]
     args.append(f"--kola-output-dir={output_dir}")
+    # kolapy's live view (rich on a terminal, plain lines in logs) instead of pytest's dots.
+    args.append(f"--kola-live={getattr(ns, 'live', None) or 'auto'}")
     # --keep-failed waits on this process's terminal: keep it in one process.
     if ns.parallel and ns.parallel > 1 and not ns.kola_keep_failed:
         args += ["-n", str(ns.parallel)]

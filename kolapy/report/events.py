@@ -1,0 +1,106 @@
+"""The run's event log: machine events as JSON lines in ``<out>/events.jsonl``.
+
+Machines boot on xdist workers, but the live view runs on the controller.
+Every process appends one JSON object per line to the same file (``O_APPEND``:
+one short ``write`` per event, so lines from several workers never mix) and the
+controller reads what is new.  The file is also a timeline of the run for
+later reading::
+
+    {"t": 1764250000.5, "event": "booting", "machine": "gw0-1", "test": "basic", "worker": "gw0"}
+    {"t": 1764250148.9, "event": "ready", "machine": "gw0-1", "test": "basic", "worker": "gw0"}
+    {"t": 1764250170.2, "event": "stopped", "machine": "gw0-1", "test": "", "worker": "gw0"}
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("kolapy.events")
+
+EVENTS_FILE = "events.jsonl"
+MACHINE_EVENTS = ("booting", "ready", "failed", "stopped")
+
+
+def events_path(output_dir: Path) -> Path:
+    """Where a run's event log lives."""
+    return Path(output_dir) / EVENTS_FILE
+
+
+def emit(
+    output_dir: Path,
+    event: str,
+    machine: str,
+    *,
+    test: str = "",
+    worker: str = "",
+    error: BaseException | str | None = None,
+) -> None:
+    """Append one machine event; best effort (an event never breaks a boot)."""
+    record: dict[str, Any] = {
+        "t": round(time.time(), 3),
+        "event": event,
+        "machine": machine,
+        "test": test,
+        "worker": worker,
+    }
+    if error is not None:
+        text = str(error).strip() or type(error).__name__
+        record["error"] = text.splitlines()[0][:300]
+    line = (json.dumps(record) + "\n").encode()
+    path = events_path(output_dir)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        log.warning("could not log machine event to %s: %s", path, exc)
+
+
+class EventTail:
+    """Reads the events appended to a file since the last :meth:`read`.
+
+    Starts at the file's current end, so events of an earlier run into the
+    same output dir are not replayed.  A line still being written is left for
+    the next read.
+    """
+
+    def __init__(self, path: Path, from_start: bool = False) -> None:
+        self.path = Path(path)
+        self._offset = 0 if from_start else _size(self.path)
+        self._partial = b""
+
+    def read(self) -> list[dict[str, Any]]:
+        """The complete events written since the previous call (oldest first)."""
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self._offset)
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        self._offset += len(data)
+        data = self._partial + data
+        *lines, self._partial = data.split(b"\n")
+        events = []
+        for raw in lines:
+            try:
+                event = json.loads(raw)
+            except ValueError:
+                continue  # a foreign or damaged line: skip it, keep reading
+            if isinstance(event, dict):
+                events.append(event)
+        return events
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
