@@ -116,16 +116,23 @@ class MachinePool:
         self._segments += 1
         hub = Hub(size, segment=self._segments, sockdir=workdir)
         cluster = Cluster([], hub)
+        ready: set[str] = set()
         try:
             for nic in hub.nics:
                 ignition = to_ignition(spec.ignition).merge(privnet_fragment(nic))
                 member = replace(spec, ignition=ignition, private_nics=(nic,))
                 machine = self._new_machine(member, artifact_name)
                 cluster.machines.append(machine)
+                self._event("booting", machine, artifact_name)
                 machine.start()  # launch all first: they boot in parallel
             for machine in cluster.machines:
                 machine.wait_ready()
-        except BaseException:
+                ready.add(machine.name)
+                self._event("ready", machine, artifact_name)
+        except BaseException as exc:
+            for machine in cluster.machines:
+                if machine.name not in ready:
+                    self._event("failed", machine, artifact_name, exc)
             self.stop(cluster)
             raise
         return cluster
