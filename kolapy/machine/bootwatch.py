@@ -1,9 +1,11 @@
-"""Signs that a boot is lost, checked between SSH attempts so a dead boot fails in seconds."""
+"""Signs of a boot's progress read from its logs, not from SSH: a lost boot fails in
+seconds (:class:`BootWatch`), and SSH is first tried once sshd is up (:class:`SshHint`)."""
 
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 
 from kolapy.errors import EmergencyError
 from kolapy.transport.console import ConsoleLog
@@ -51,3 +53,55 @@ class BootWatch:
             f"{self.name}: {what} (full journal: {self.emergency.path}):\n{detail}",
             journal=journal,
         )
+
+
+SSH_UP_JOURNAL = re.compile(
+    rb"Server listening on|Listening on [^\"]*ssh|Reached target [^\"]*[Mm]ulti-[Uu]ser"
+)
+"""Journal messages (raw ``journalctl -o json`` bytes) after which sshd accepts connections."""
+SSH_UP_CONSOLE = re.compile(r"\S+ login: ")
+"""The serial getty's prompt: the system is far enough up to try SSH."""
+
+
+class SshHint:
+    """Says when to try SSH, so that connection attempts do not hit a guest without sshd.
+
+    Through QEMU's user-mode network, a connection to a guest whose sshd is not up yet
+    is accepted on the host and then hangs until the client gives up; the guest's TCP
+    stack later accepts these dead connections, and every one costs an sshd fork at the
+    moment the boot is busiest (measured: 5 such forks, ~10 s to the first login under
+    TCG).  So SSH is tried once the live journal or the console says sshd is up; without
+    either sign (a journal stream that never started, an unusual sshd), a blind attempt
+    is allowed after ``blind_after`` seconds and then every ``blind_every`` seconds.
+    """
+
+    def __init__(self, journal: JournalLog, console: ConsoleLog, *, journal_since: int,
+                 console_since: int, blind_after: float, blind_every: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.journal = journal
+        self.console = console
+        self.clock = clock
+        self.blind_every = blind_every
+        self._jpos = journal_since
+        self._console_since = console_since
+        self._next_blind = clock() + blind_after
+        self.seen = False
+
+    def ready(self) -> bool:
+        """True when an SSH attempt is worth making now."""
+        if self.seen or self._look():
+            self.seen = True
+            return True
+        now = self.clock()
+        if now >= self._next_blind:
+            self._next_blind = now + self.blind_every
+            return True
+        return False
+
+    def _look(self) -> bool:
+        data = self.journal.raw_since(self._jpos)
+        if SSH_UP_JOURNAL.search(data):
+            return True
+        # Rescan a short overlap next time: a message may be torn at the end.
+        self._jpos += max(0, len(data) - 256)
+        return self.console.search(SSH_UP_CONSOLE, self._console_since) is not None

@@ -20,7 +20,7 @@ from kolapy.errors import BootError, InfraError, TimeoutExpired, TransportError
 from kolapy.machine import process
 from kolapy.machine.accel import resolve_accel, timeout_scale
 from kolapy.machine.base import LogMark, Machine, timed
-from kolapy.machine.bootwatch import FATAL_CONSOLE, BootWatch  # noqa: F401
+from kolapy.machine.bootwatch import FATAL_CONSOLE, BootWatch, SshHint  # noqa: F401
 from kolapy.machine.disks import create_blank, create_overlay
 from kolapy.machine.ignition_config import machine_config
 from kolapy.machine.platform import PlatformProfile, load_platform
@@ -35,7 +35,7 @@ from kolapy.retry import retry
 from kolapy.transport.console import ConsoleLog, InteractiveConsole
 from kolapy.transport.journal import JournalLog
 from kolapy.transport.qmp import QmpConnection
-from kolapy.transport.ssh import SSHConnection, SSHKeyPair
+from kolapy.transport.ssh import BANNER_TIMEOUT, SSHConnection, SSHKeyPair
 
 log = logging.getLogger("kolapy.machine")
 
@@ -90,6 +90,7 @@ class QemuMachine(Machine):
         self._emergency = JournalLog(self._paths.emergency_journal)
         self._watch = BootWatch(self.name, self._console, self._emergency,
                                 settle=self.scaled(2.0))
+        self._journal_since = 0  # where this boot's part of the journal stream begins
         self._argv: list[str] = []
         self._stopped = False
         self._was_ready = False
@@ -252,9 +253,18 @@ class QemuMachine(Machine):
                                          if self.host_key else None)
         self._ssh = ssh
 
+        hint = SshHint(self._journal, self._console, journal_since=self._journal_since,
+                       console_since=self._watch.console_since,
+                       blind_after=self.scaled(8.0), blind_every=self.scaled(4.0))
+
         def attempt(bound: float) -> str | None:
             self.check_alive()
-            ssh.connect(deadline=max(1.0, remaining()), attempt_timeout=bound,
+            if not hint.ready():
+                return None
+            # A blind try (no sign of sshd yet) gets one banner wait, then the hint is
+            # polled again; once sshd is known up, connect retries until the deadline.
+            window = remaining() if hint.seen else min(remaining(), BANNER_TIMEOUT + 1.0)
+            ssh.connect(deadline=max(1.0, window), attempt_timeout=bound,
                         give_up=self.check_alive)
             boot_id = ssh.execute("cat /proc/sys/kernel/random/boot_id", bound).stdout.strip()
             if old_boot_id is not None and boot_id == old_boot_id:
@@ -264,7 +274,7 @@ class QemuMachine(Machine):
 
         try:
             retry(attempt, what=f"{self.name} SSH", deadline=max(1.0, remaining()),
-                  attempt_timeout=min(30.0, self.scaled(6.0)),
+                  attempt_timeout=min(30.0, self.scaled(6.0)), interval=0.25,
                   retry_on=(TransportError, TimeoutExpired),
                   give_up_on=(BootError,))
             self._wait_system_running(remaining)
@@ -344,6 +354,7 @@ class QemuMachine(Machine):
     def _reboot_and_reconnect(self, old_boot_id: str) -> None:
         assert self._ssh is not None
         self._watch.console_since = self._console.mark()
+        self._journal_since = self._journal.mark()
         # The connection may drop before the reply.
         with contextlib.suppress(TransportError, TimeoutExpired):
             self._ssh.execute("sudo systemctl reboot", self.scaled(5))
