@@ -148,9 +148,9 @@ class RichRenderer:
         from rich.live import Live
 
         try:  # measured now: while pytest captures, fd 1 and 2 are not the terminal
-            width: int | None = os.get_terminal_size(stream.fileno()).columns
+            width: int | None = os.get_terminal_size(stream.fileno()).columns or None
         except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
-            width = None
+            width = None  # rich decides (COLUMNS, then 80)
         self.console = Console(file=stream, force_terminal=force_terminal, width=width)
         # No stdout/stderr redirection: pytest owns those (and captures them).
         self.live = Live(

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -143,3 +146,46 @@ def test_off_by_default_for_pytest_users(run) -> None:
     assert not re.search(LINE, text, re.M)
     assert re.search(r"^test_kola\.py \.\.FE", text, re.M), text  # pytest's own progress
     assert _events(out)  # the event log is written anyway
+
+
+def test_rich_view_on_a_terminal(pytester: pytest.Pytester, run, tmp_path: Path) -> None:
+    """In a pseudo-terminal, frames with the booting machine reach the terminal even
+    while pytest captures the test's output (no -n: the tests run in that process)."""
+    primary, secondary = pty.openpty()
+    env = {**os.environ, "TERM": "xterm", "COLUMNS": "120"}
+    env.pop("NO_COLOR", None)
+    args = [f"--nestos-image={tmp_path / 'img.qcow2'}", f"--kola-output-dir={tmp_path / 'out'}"]
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            *args,
+            "--kola-live",
+            "-k",
+            "one",
+        ],
+        cwd=pytester.path,
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+        env=env,
+    )
+    os.close(secondary)
+    chunks = []
+    try:
+        while data := os.read(primary, 65536):
+            chunks.append(data)
+    except OSError:  # EIO: the child closed the terminal
+        pass
+    finally:
+        os.close(primary)
+        proc.wait(timeout=120)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode(errors="replace"))
+    assert proc.returncode == 0, text
+    assert re.search(r"machine\s+gw-1\s+suite\s+booting", text), text  # drawn during setup
+    assert re.search(r"PASS\s+suite/one", text), text
+    assert "kolapy: ran 1 test and subtests" in text
+    assert "Captured stdout" not in text and "[100%]" not in text
