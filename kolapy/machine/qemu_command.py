@@ -152,8 +152,10 @@ class QemuCommand:
 
     def _extra_nic_args(self) -> list[str]:
         args: list[str] = []
-        for _ in range(self.spec.additional_nics):
-            args += ["-nic", "user,model=virtio-net-pci,restrict=on"]
+        for i in range(self.spec.additional_nics):
+            # Each its own subnet: two NICs on slirp's default 10.0.2.0/24 make the
+            # guest route SSH replies out of the wrong NIC.
+            args += ["-nic", f"user,model=virtio-net-pci,restrict=on,net=10.0.{3 + i}.0/24"]
         for i, nic in enumerate(self.spec.private_nics):
             args += nic.qemu_args(i)
         return args

@@ -106,3 +106,22 @@ def test_cluster_addresses(tmp_path: Path) -> None:
         assert list(c) == [a, b] and len(c) == 2
     with pytest.raises(LookupError):
         Cluster([a]).address(0)
+
+
+def test_machine_command_has_extra_user_nics_on_own_subnets_and_the_private_nic(
+    tmp_path: Path,
+) -> None:
+    from kolapy.enums import Accel
+    from kolapy.machine.platform import ResolvedFirmware, load_platform
+    from kolapy.machine.qemu_command import MachinePaths, QemuCommand
+    from kolapy.machine.spec import MachineSpec
+
+    with Hub(1, sockdir=tmp_path) as hub:
+        spec = MachineSpec(image=Path("/img.qcow2"), additional_nics=2, private_nics=(hub.nics[0],))
+        argv = QemuCommand(spec, load_platform(spec.arch), Accel.TCG,
+                           MachinePaths.for_workdir(tmp_path), 2222,
+                           ResolvedFirmware(spec.firmware)).argv()
+    nics = [argv[i + 1] for i, a in enumerate(argv) if a == "-nic"]
+    assert len(nics) == 3 and "hostfwd=tcp:127.0.0.1:2222-:22" in nics[0]
+    assert "net=10.0.3.0/24" in nics[1] and "net=10.0.4.0/24" in nics[2]
+    assert any(a.startswith("dgram,id=priv0") for a in argv)
