@@ -8,7 +8,8 @@ traffic (FACTS.md), and the hub dies with the harness process.
 
 Inside the guests a oneshot unit (delivered by Ignition) finds the NIC by its
 MAC address and gives it a static address, so the segment works on any
-systemd distro whatever its network manager.
+systemd distro; network managers are told to keep off that NIC (or, for
+systemd-networkd, given the same static address).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ _FRAME_MAX = 65536
 _UNIT = "kolapy-privnet.service"
 _SCRIPT = "/etc/kolapy/privnet.sh"
 _NM_CONF = "/etc/NetworkManager/conf.d/90-kolapy-privnet.conf"
+_NETWORKD_CONF = "/etc/systemd/network/10-kolapy-privnet.network"
 
 
 @dataclass(frozen=True)
@@ -98,14 +100,22 @@ def privnet_fragment(nic: PrivateNic) -> Ignition:
         "[Install]\n"
         "WantedBy=multi-user.target\n"
     )
-    # NetworkManager (NestOS) would otherwise try DHCP on the segment and may
-    # drop the static address; harmless where NetworkManager is absent.
+    # A network manager would otherwise run DHCP on the NIC and flush the static
+    # address: NetworkManager (NestOS) is told to leave it alone, systemd-networkd
+    # (the reference image) gets the address as its own config.  Each file is
+    # inert where its manager is absent.
     nm_conf = f"[keyfile]\nunmanaged-devices=mac:{nic.mac}\n"
+    networkd = (
+        f"[Match]\nMACAddress={nic.mac}\n\n"
+        f"[Link]\nRequiredForOnline=no\n\n"
+        f"[Network]\nAddress={nic.address}/24\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n"
+    )
     return (
         Ignition("3.0.0")
         .add_file(_SCRIPT, script, mode=0o755)
         .add_unit(_UNIT, contents=unit, enabled=True)
         .add_file(_NM_CONF, nm_conf, mode=0o644)
+        .add_file(_NETWORKD_CONF, networkd, mode=0o644)
     )
 
 

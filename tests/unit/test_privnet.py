@@ -87,6 +87,8 @@ def test_guest_fragment_sets_the_address_on_the_nic_with_that_mac(tmp_path: Path
     script = _file_text(config, "/etc/kolapy/privnet.sh")
     assert nic.mac in script and f"{nic.address}/24" in script
     assert nic.mac in _file_text(config, "/etc/NetworkManager/conf.d/90-kolapy-privnet.conf")
+    networkd = _file_text(config, "/etc/systemd/network/10-kolapy-privnet.network")
+    assert f"MACAddress={nic.mac}" in networkd and f"Address={nic.address}/24" in networkd
 
 
 def test_qemu_args_use_a_unix_dgram_netdev(tmp_path: Path) -> None:
