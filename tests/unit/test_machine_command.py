@@ -33,7 +33,7 @@ def test_basics_x86_64_bios():
     assert _values(argv, "-display") == ["none"]
     assert _values(argv, "-accel") == ["tcg"]
     assert _values(argv, "-machine") == ["pc"]
-    assert _values(argv, "-cpu") == ["max"]
+    assert _values(argv, "-cpu") == ["qemu64"]
     assert _values(argv, "-smp") == ["3"]
     assert _values(argv, "-m") == ["3072"]
     assert "if=pflash" not in " ".join(argv)

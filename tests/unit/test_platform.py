@@ -23,7 +23,7 @@ def test_x86_64_profile():
     assert p.qemu_apt_package == "qemu-system-x86"
     assert p.machine_type(Firmware.UEFI) == "q35"
     assert p.supports(Firmware.BIOS)
-    assert p.cpu(Accel.TCG) == "max"
+    assert p.cpu(Accel.TCG) == "qemu64"
     assert p.console == "ttyS0"
     assert p.ignition_injection == IgnitionInjection.FW_CFG
     uefi = p.firmware[Firmware.UEFI]
