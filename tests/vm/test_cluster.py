@@ -1,0 +1,47 @@
+"""cluster_size > 1 on real VMs: two machines of one test talk over their private network."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.vm
+
+KOLA_TEST = '''
+from kolapy import kola
+
+pytestmark = kola(name="pair", cluster_size=2, additional_nics=1)
+
+
+def test_peers_reach_each_other(cluster):
+    a, b = cluster.machines
+    assert f"{cluster.address(a)}/24" in a.succeed(["ip", "-4", "-o", "addr", "show"])
+    # each side reaches the other across the hub
+    a.succeed(["ping", "-c", "2", "-W", "5", cluster.address(b)])
+    b.succeed(["ping", "-c", "2", "-W", "5", cluster.address(a)])
+
+
+def test_nics(machine):
+    # loopback, the SSH NIC, the additional user NIC and the private NIC
+    nics = machine.succeed("ls /sys/class/net").split()
+    assert len(nics) == 4, nics
+'''
+
+
+def test_pair_pings_over_private_network(ref_image: Path, tmp_path: Path) -> None:
+    (tmp_path / "test_pair.py").write_text(KOLA_TEST)
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         f"--nestos-image={ref_image}", f"--kola-output-dir={out}", str(tmp_path / "test_pair.py")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=1500,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    report = json.loads((out / "reports" / "report.json").read_text())
+    (pair,) = report["tests"]
+    assert pair["name"] == "pair" and pair["result"] == "PASS"
+    assert len(pair["machines"]) == 2  # one cluster for both subtests
