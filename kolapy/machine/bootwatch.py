@@ -70,9 +70,10 @@ class SshHint:
     is accepted on the host and then hangs until the client gives up; the guest's TCP
     stack later accepts these dead connections, and every one costs an sshd fork at the
     moment the boot is busiest (measured: 5 such forks, ~10 s to the first login under
-    TCG).  So SSH is tried once the live journal or the console says sshd is up; without
-    either sign (a journal stream that never started, an unusual sshd), a blind attempt
-    is allowed after ``blind_after`` seconds and then every ``blind_every`` seconds.
+    TCG).  So SSH is tried once the live journal or the console says sshd is up.  Blind
+    attempts (every ``blind_every`` seconds) cover a missing sign: from ``blind_after``
+    seconds while the journal stream is still silent (its unit may never start), and
+    from ``4 * blind_after`` even when it streams (an sshd that logs differently).
     """
 
     def __init__(self, journal: JournalLog, console: ConsoleLog, *, journal_since: int,
@@ -84,7 +85,10 @@ class SshHint:
         self.blind_every = blind_every
         self._jpos = journal_since
         self._console_since = console_since
-        self._next_blind = clock() + blind_after
+        start = clock()
+        self._next_blind = start + blind_after
+        self._blind_anyway = start + 4 * blind_after
+        self._journal_alive = False
         self.seen = False
 
     def ready(self) -> bool:
@@ -93,13 +97,14 @@ class SshHint:
             self.seen = True
             return True
         now = self.clock()
-        if now >= self._next_blind:
+        if now >= self._next_blind and (not self._journal_alive or now >= self._blind_anyway):
             self._next_blind = now + self.blind_every
             return True
         return False
 
     def _look(self) -> bool:
         data = self.journal.raw_since(self._jpos)
+        self._journal_alive = self._journal_alive or bool(data)
         if SSH_UP_JOURNAL.search(data):
             return True
         # Rescan a short overlap next time: a message may be torn at the end.

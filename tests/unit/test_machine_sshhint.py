@@ -85,3 +85,16 @@ def test_blind_tries_are_paced_without_any_sign(tmp_path):
     assert not hint.ready()
     clock.now += 1.0
     assert hint.ready()
+
+
+def test_no_blind_tries_while_the_journal_streams_until_much_later(tmp_path):
+    clock = Clock()
+    hint, jpath, _ = _hint(tmp_path, clock)
+    jpath.write_bytes(_entry("Started systemd-udevd.service"))
+    clock.now += 40.0
+    assert not hint.ready()  # the stream is alive: it will tell when sshd is up
+    clock.now += 119.0
+    assert not hint.ready()
+    clock.now += 1.0
+    assert hint.ready()  # 4 x blind_after: try anyway (an sshd that logs differently)
+    assert not hint.seen
