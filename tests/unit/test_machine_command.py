@@ -42,7 +42,8 @@ def test_basics_x86_64_bios():
 def test_overlay_is_the_boot_disk_not_the_image():
     argv = _argv(MachineSpec(image=Path("/base/image.qcow2")))
     drives = _values(argv, "-drive")
-    assert f"if=none,id=disk0,file={WORK}/disk0.qcow2,format=qcow2,discard=unmap,cache=unsafe" in drives
+    assert (f"if=none,id=disk0,file={WORK}/disk0.qcow2,format=qcow2,discard=unmap,cache=unsafe"
+            in drives)
     assert "/base/image.qcow2" not in " ".join(argv)
     assert "virtio-blk-pci,drive=disk0,bootindex=1" in _values(argv, "-device")
 
