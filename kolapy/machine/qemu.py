@@ -261,11 +261,16 @@ class QemuMachine(Machine):
             self.check_alive()
             if not hint.ready():
                 return None
-            # A blind try (no sign of sshd yet) gets one banner wait, then the hint is
-            # polled again; once sshd is known up, connect retries until the deadline.
-            window = remaining() if hint.seen else min(remaining(), BANNER_TIMEOUT + 1.0)
+            # A blind try (no sign of sshd yet) gets one short banner wait, then the hint
+            # is polled again.  Once sshd is known up, connect retries until the deadline
+            # and waits for the banner as long as the attempt may last: a loaded guest
+            # can take >8 s to send it, and each abandoned connection forks another sshd.
+            if hint.seen:
+                window, banner = remaining(), bound
+            else:
+                window, banner = min(remaining(), BANNER_TIMEOUT + 1.0), BANNER_TIMEOUT
             ssh.connect(deadline=max(1.0, window), attempt_timeout=bound,
-                        give_up=self.check_alive)
+                        give_up=self.check_alive, banner_timeout=banner)
             boot_id = ssh.execute("cat /proc/sys/kernel/random/boot_id", bound).stdout.strip()
             if old_boot_id is not None and boot_id == old_boot_id:
                 ssh.close()  # still the old boot, going down

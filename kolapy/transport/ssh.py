@@ -105,18 +105,22 @@ class SSHConnection:
         deadline: float,
         attempt_timeout: float = 10.0,
         give_up: object = None,
+        banner_timeout: float = BANNER_TIMEOUT,
     ) -> None:
         """Connect, retrying until ``deadline`` seconds; each attempt bounded.
 
         ``give_up`` is an optional callable run before each attempt; it raises to
-        stop waiting (e.g. QEMU exited, initramfs emergency).
+        stop waiting (e.g. QEMU exited, initramfs emergency).  ``banner_timeout``
+        bounds the wait for the server's first line; raise it (up to the attempt
+        bound) once sshd is known to listen: a guest busy booting may need longer, and
+        giving up only makes it fork another sshd for the retry.
         """
         self.close()
 
         def attempt(bound: float) -> paramiko.SSHClient:
             if callable(give_up):
                 give_up()
-            return self._connect_once(bound)
+            return self._connect_once(bound, banner_timeout)
 
         self._client = retry(
             attempt,
@@ -128,7 +132,8 @@ class SSHConnection:
             give_up_on=(paramiko.BadHostKeyException,),
         )
 
-    def _connect_once(self, bound: float) -> paramiko.SSHClient:
+    def _connect_once(self, bound: float,
+                      banner_timeout: float = BANNER_TIMEOUT) -> paramiko.SSHClient:
         client = paramiko.SSHClient()
         if self.host_key:
             kind, b64 = self.host_key.split()[:2]
@@ -143,7 +148,7 @@ class SSHConnection:
                 self.host, self.port, username=self.user, pkey=self.key.pkey(),
                 # Before the guest's network is up, QEMU's user-mode stack accepts the TCP
                 # connection and then stays silent: give up on the banner early and retry.
-                timeout=bound, banner_timeout=min(bound, BANNER_TIMEOUT), auth_timeout=bound,
+                timeout=bound, banner_timeout=min(bound, banner_timeout), auth_timeout=bound,
                 channel_timeout=bound,
                 allow_agent=False, look_for_keys=False,
                 disabled_algorithms={"keys": _OTHER_HOST_KEY_TYPES} if self.host_key else None,
