@@ -27,6 +27,13 @@ FOREIGN_DRACUT_DRIVERS = (
 )
 
 
+# The dynamic loader inside a root of each architecture (dracut's ldd stand-in).
+RTLD = {
+    Arch.X86_64: "/lib64/ld-linux-x86-64.so.2",
+    Arch.AARCH64: "/lib/ld-linux-aarch64.so.1",
+}
+
+
 def is_foreign(arch: Arch) -> bool:
     """True when ``arch`` differs from the host's architecture."""
     return Arch.host() is not Arch(arch)

@@ -45,7 +45,6 @@ COMMON_PACKAGES = (
     "iputils-ping",
     "libnss-myhostname",
     "ca-certificates",
-    "cloud-guest-utils",
     "fdisk",
     "e2fsprogs",
     "zstd",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -61,20 +62,36 @@ def run(
     log: Path,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    timestamps: bool = False,
 ) -> None:
-    """Run ``argv``, appending its output to ``log``; raise InfraError on failure."""
+    """Run ``argv``, appending its output to ``log``; raise InfraError on failure.
+
+    ``timestamps``: prefix each output line with the seconds since the start, as
+    read from the pipe (a profile of long steps such as mmdebstrap).
+    """
     args = [os.fspath(a) for a in argv]
     full_env = {**os.environ, **(env or {})}
     with log.open("ab") as out:
         out.write(f"\n$ {' '.join(args)}\n".encode())
         out.flush()
-        proc = subprocess.run(
-            args, stdout=out, stderr=subprocess.STDOUT, env=full_env, cwd=cwd, check=False
-        )
-    if proc.returncode != 0:
+        if timestamps:
+            start = time.monotonic()
+            with subprocess.Popen(
+                args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=full_env, cwd=cwd
+            ) as proc:
+                assert proc.stdout is not None
+                for line in proc.stdout:
+                    out.write(b"%7.1f %s" % (time.monotonic() - start, line))
+                    out.flush()
+            returncode = proc.returncode
+        else:
+            returncode = subprocess.run(
+                args, stdout=out, stderr=subprocess.STDOUT, env=full_env, cwd=cwd, check=False
+            ).returncode
+    if returncode != 0:
         tail = log.read_text(errors="replace").splitlines()[-25:]
         raise InfraError(
-            f"image build: {args[0]} failed with exit code {proc.returncode}\n" + "\n".join(tail)
+            f"image build: {args[0]} failed with exit code {returncode}\n" + "\n".join(tail)
         )
 
 

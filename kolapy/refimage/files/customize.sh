@@ -8,6 +8,36 @@ root=$1
 files=$2
 pkglist=$3
 
+# Put back the helpers essential.sh replaced by stubs, and do natively what they
+# would have done under emulation.
+for f in /usr/bin/deb-systemd-helper /usr/bin/deb-systemd-invoke /usr/sbin/update-ca-certificates; do
+    rm -f "$root$f"
+    chroot "$root" dpkg-divert --quiet --local --rename --divert "$f.kolapy-real" --remove "$f"
+done
+calls="$root/var/lib/kolapy-deb-systemd-helper.calls"
+if [ -f "$calls" ]; then
+    # DPKG_ROOT: the helper works on $root (and runs the host's systemctl --root=$root).
+    # Exit codes are ignored, as the maintainer scripts that made these calls do.
+    while read -r package args; do
+        # shellcheck disable=SC2086  # recorded words (unit names have no blanks)
+        DPKG_ROOT="$root" DPKG_MAINTSCRIPT_PACKAGE="$package" \
+            perl "$root/usr/bin/deb-systemd-helper" $args >/dev/null || true
+    done < "$calls"
+    rm -f "$calls"
+fi
+if [ -f "$root/usr/sbin/update-ca-certificates" ]; then
+    certs="$root/etc/ssl/certs"
+    sh "$root/usr/sbin/update-ca-certificates" --certsconf "$root/etc/ca-certificates.conf" \
+        --certsdir "$root/usr/share/ca-certificates" \
+        --localcertsdir "$root/usr/local/share/ca-certificates" \
+        --etccertsdir "$certs" --hooksdir "$root/etc/ca-certificates/update.d"
+    # It linked each certificate by its path on the host: use the image's path.
+    for link in "$certs"/*.pem; do
+        target=$(readlink "$link") || continue
+        case $target in "$root"/*) ln -sfn "${target#"$root"}" "$link" ;; esac
+    done
+fi
+
 cp -a "$files/rootfs/." "$root/"
 chown -R root:root "$root/etc/sudoers.d" "$root/usr/lib/dracut/modules.d/40kolapy"
 chmod 0440 "$root/etc/sudoers.d/nest"
@@ -48,7 +78,16 @@ kver=$(ls "$root/usr/lib/modules")
 set -- --force --no-hostonly
 [ -z "${KOLAPY_DRACUT_DRIVERS:-}" ] || set -- "$@" --drivers "$KOLAPY_DRACUT_DRIVERS"
 [ "${KOLAPY_DRACUT_NO_COMPRESS:-}" != 1 ] || set -- "$@" --no-compress
+if [ -n "${KOLAPY_RTLD:-}" ]; then
+    # dracut runs ldd on every file it installs; Debian's ldd is a bash script (three
+    # emulated processes a call).  The root's loader lists the same libraries in one.
+    printf '#!/bin/sh\n"%s" --list "$1" 2>/dev/null || { echo "\tnot a dynamic executable"; exit 1; }\n' \
+        "$KOLAPY_RTLD" > "$root/tmp/kolapy-ldd"
+    chmod 0755 "$root/tmp/kolapy-ldd"
+    export DRACUT_LDD=/tmp/kolapy-ldd
+fi
 chroot "$root" dracut "$@" --kver "$kver" "/usr/lib/modules/$kver/initramfs.img"
+rm -f "$root/tmp/kolapy-ldd"
 cp "$root/boot/vmlinuz-$kver" "$root/usr/lib/modules/$kver/vmlinuz"
 chroot "$root" systemd-hwdb update --usr
 chroot "$root" ldconfig
