@@ -102,18 +102,18 @@ def test_plain_lines_replace_pytest_dots_when_not_a_tty(run) -> None:
     for pattern in [
         r"4 tests to run",
         r"machine gw-1 booting for suite",
-        r"machine gw-1 ready \(0\.3 s\)",
-        r"PASS suite/one \(0\.\d s\)",
-        r"PASS suite/two \(0\.\d s\)",
+        r"machine gw-1 ready \(\d+\.\d s\)",
+        r"PASS suite/one \(\d+\.\d s\)",
+        r"PASS suite/two \(\d+\.\d s\)",
         r"machine gw-1 stopped",
-        r"FAIL other \(0\.\d s\): CommandFailedError: command 'false && echo other' failed",
-        r"machine gw-3 failed to boot after 0\.3 s: no SSH after 0\.3 s",
-        r"ERROR badboot \(0\.\d s\): BootError: no SSH after 0\.3 s",
+        r"FAIL other \(\d+\.\d s\): CommandFailedError: command 'false && echo other' failed",
+        r"machine gw-3 failed to boot after \d+\.\d s: no SSH after 0\.3 s",
+        r"ERROR badboot \(\d+\.\d s\): BootError: no SSH after 0\.3 s",
     ]:
         assert re.search(LINE + pattern, text, re.M), (pattern, text)
     assert re.search(
         r"^kolapy: ran 4 tests and subtests in \d+s: 2 PASS, 1 FAIL, 1 ERROR; "
-        r"3 machines \(boot mean 0\.3 s, max 0\.3 s\)$",
+        r"3 machines \(boot mean \d+\.\d s, max \d+\.\d s\)$",
         text,
         re.M,
     ), text
@@ -133,7 +133,7 @@ def test_plain_lines_under_xdist(run) -> None:
     result, out = run("--kola-live=plain", "-n", "2")
     result.assert_outcomes(passed=2, failed=1, errors=1)
     text = result.stdout.str()
-    assert re.search(LINE + r"machine gw[01]-\d ready \(0\.3 s\)$", text, re.M), text
+    assert re.search(LINE + r"machine gw[01]-\d ready \(\d+\.\d s\)$", text, re.M), text
     assert re.search(LINE + r"PASS suite/two", text, re.M), text
     assert re.search(LINE + r"ERROR badboot", text, re.M), text
     assert {e["worker"] for e in _events(out)} <= {"gw0", "gw1"}
