@@ -42,6 +42,9 @@ def test_pair_pings_over_private_network(ref_image: Path, tmp_path: Path) -> Non
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     report = json.loads((out / "reports" / "report.json").read_text())
-    (pair,) = report["tests"]
-    assert pair["name"] == "pair" and pair["result"] == "PASS"
-    assert len(pair["machines"]) == 2  # one cluster for both subtests
+    # the parent and its subtests ("pair/<subtest>") each have an entry
+    results = {t["name"]: t for t in report["tests"] if t["name"].split("/")[0] == "pair"}
+    assert set(results) == {"pair", "pair/peers-reach-each-other", "pair/nics"}, list(results)
+    assert {t["result"] for t in results.values()} == {"PASS"}
+    # one cluster of two for both subtests
+    assert len({m for t in results.values() for m in t["machines"]}) == 2
