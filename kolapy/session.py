@@ -177,25 +177,17 @@ class KolaSession:
 
     # -- machines --------------------------------------------------------------
     def machine_for(self, item: pytest.Item) -> Any:
-        """The (possibly shared) machine of a planned test."""
-        plan = item.stash.get(PLAN, None)
-        if plan is None:
-            raise BadInputError(
-                f"{item.nodeid}: the 'machine' fixture needs a kola test (add @kola(name=...))"
-            )
-        size = int(getattr(plan.meta, "cluster_size", 1) or 1)
-        spec = _with_image(plan.spec, self.image())
-        got = self.pool.acquire(plan.key, spec, plan.parent, size)
-        return got.machines[0] if size > 1 else got
+        """The (possibly shared) machine of a planned test; a cluster's first member."""
+        return self.cluster_for(item, fixture="machine").machines[0]
 
-    def cluster_for(self, item: pytest.Item) -> Any:
+    def cluster_for(self, item: pytest.Item, fixture: str = "cluster") -> Any:
         """The test's :class:`~kolapy.machine.cluster.Cluster` (``cluster_size`` machines)."""
         from kolapy.machine.cluster import Cluster
 
         plan = item.stash.get(PLAN, None)
         if plan is None:
             raise BadInputError(
-                f"{item.nodeid}: the 'cluster' fixture needs a kola test (add @kola(name=...))"
+                f"{item.nodeid}: the '{fixture}' fixture needs a kola test (add @kola(name=...))"
             )
         size = int(getattr(plan.meta, "cluster_size", 1) or 1)
         spec = _with_image(plan.spec, self.image())
