@@ -14,7 +14,9 @@ import pytest
 
 from kolapy.enums import Arch
 
-pytestmark = pytest.mark.vm
+# The emulated arm64 guest and the two-machine cluster are the heaviest VM loads:
+# one xdist worker runs them one after the other, so they never starve each other.
+pytestmark = [pytest.mark.vm, pytest.mark.xdist_group("heavy-vm")]
 
 
 @pytest.fixture(scope="module")

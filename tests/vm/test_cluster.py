@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.vm
+# The emulated arm64 guest and the two-machine cluster are the heaviest VM loads:
+# one xdist worker runs them one after the other, so they never starve each other.
+pytestmark = [pytest.mark.vm, pytest.mark.xdist_group("heavy-vm")]
 
 KOLA_TEST = '''
 from kolapy import kola
