@@ -18,6 +18,9 @@ PKGS=(
   qemu-user-static binfmt-support arch-test
   # kolapy itself (Ignition validation) and a Python virtualenv
   ignition python3 python3-venv python3-dev
+  # services guests reach on the host (kolapy.hostsvc): the per-connection relay QEMU
+  # runs, a real container registry, and busybox for locally built test images
+  socat docker-registry busybox-static
 )
 
 missing=()
@@ -28,6 +31,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}" >&2
   $SUDO apt-get update -q
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# Debian starts docker-registry as a system service on :5000; kolapy runs its own
+# registries on private unix sockets, so a host-wide one is not wanted.
+if [ -d /run/systemd/system ] && systemctl is-enabled -q docker-registry.service 2>/dev/null; then
+  $SUDO systemctl disable --now docker-registry.service || true
 fi
 
 if [ ! -x .venv/bin/python ]; then

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from kolapy.errors import BadInputError
+from kolapy.hostsvc.fixtures import host_http, host_registry  # noqa: F401 (fixtures)
 from kolapy.options import OPTIONS, PYTEST_ONLY
 from kolapy.report.live import OPTION as LIVE_OPTION
 from kolapy.report.live import live_view

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from kolapy.distro import get_distro
 from kolapy.enums import Accel, Firmware
+from kolapy.hostsvc.forward import guestfwd_options
 from kolapy.machine.platform import IgnitionInjection, PlatformProfile, ResolvedFirmware
 from kolapy.machine.spec import DiskSpec, MachineSpec
 
@@ -110,7 +111,7 @@ class QemuCommand:
             *self._ignition_args(),
             "-nic",
             "user,model=virtio-net-pci,restrict=on,"
-            f"hostfwd=tcp:127.0.0.1:{self.ssh_port}-:22",
+            f"hostfwd=tcp:127.0.0.1:{self.ssh_port}-:22{guestfwd_options(p.sockdir)}",
             *self._extra_nic_args(),
             # The log file always has everything; the socket allows interactive pexpect.
             "-chardev",
