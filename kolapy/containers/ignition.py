@@ -1,0 +1,41 @@
+"""The Ignition every container test boots with (one config: machines can be shared).
+
+* podman: a registries.conf.d drop-in marking the host registry insecure (plain HTTP);
+* docker: ``/etc/docker/daemon.json`` with that registry in ``insecure-registries``,
+  and docker.service enabled (FCOS/NestOS enable the socket; the reference image
+  enables nothing by preset);
+* isula: isulad.service enabled (a no-op on images without it).
+"""
+
+from __future__ import annotations
+
+import json
+
+from kolapy.ignition import Ignition
+
+#: Where guests reach the registry the harness runs on the host (kolapy/hostsvc).
+REGISTRY_ADDRESS = "10.0.2.100:5000"
+
+PODMAN_REGISTRIES_DROPIN = "/etc/containers/registries.conf.d/50-kolapy-registry.conf"
+DOCKER_DAEMON_JSON = "/etc/docker/daemon.json"
+
+
+def podman_registry_conf(address: str = REGISTRY_ADDRESS) -> str:
+    """registries.conf drop-in: ``address`` is a plain-HTTP registry."""
+    return f'[[registry]]\nlocation = "{address}"\ninsecure = true\n'
+
+
+def docker_daemon_json(address: str = REGISTRY_ADDRESS) -> str:
+    """docker daemon.json allowing plain HTTP to ``address``."""
+    return json.dumps({"insecure-registries": [address]}, indent=2) + "\n"
+
+
+def container_ignition(address: str = REGISTRY_ADDRESS) -> Ignition:
+    """The config shared by every podman/docker/isula test."""
+    return (
+        Ignition()
+        .add_file(PODMAN_REGISTRIES_DROPIN, podman_registry_conf(address))
+        .add_file(DOCKER_DAEMON_JSON, docker_daemon_json(address))
+        .add_unit("docker.service", enabled=True)
+        .add_unit("isulad.service", enabled=True)
+    )
