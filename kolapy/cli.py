@@ -45,6 +45,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_run_options(run)
 
+    upg = sub.add_parser(
+        "run-upgrade", help="boot the image, upgrade it (--upgrade-repo/--upgrade-ref), "
+        "verify, run basic, roll back"
+    )
+    upg.add_argument("--output-dir", metavar="DIR", help="where reports and artifacts go")
+    upg.add_argument("--live", choices=["auto", "rich", "plain", "off"], default="auto",
+                     help="progress view (as for run)")
+    _add_run_options(upg)
+    upg.set_defaults(rerun=False)
+
     ls = sub.add_parser("list", help="list kola tests")
     ls.add_argument("patterns", nargs="*", metavar="PATTERN")
     ls.add_argument("--json", action="store_true", help="machine-readable output")
@@ -77,6 +87,12 @@ def _run(ns: argparse.Namespace) -> int:
     from kolapy.runner import run
 
     return run(ns, forward(ns))
+
+
+def _run_upgrade(ns: argparse.Namespace) -> int:
+    from kolapy.upgrade.run import run_upgrade
+
+    return run_upgrade(ns, forward(ns))
 
 
 def _image(ns: argparse.Namespace) -> int:
@@ -122,6 +138,7 @@ def _check_console(ns: argparse.Namespace) -> int:
 
 VERBS = {
     "run": _run,
+    "run-upgrade": _run_upgrade,
     "image": _image,
     "list": _list,
     "spawn": _spawn,

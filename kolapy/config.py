@@ -31,6 +31,8 @@ class RunConfig:
     show_skipped: bool = False
     skip_console_checks: bool = False
     keep_failed: bool = False
+    restore: bool = True
+    """Give tests with an equal machine spec clones of one saved machine (``--no-restore``)."""
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -71,4 +73,7 @@ class RunConfig:
             show_skipped=bool(get("kola_show_skipped", False)),
             skip_console_checks=bool(get("kola_skip_console_checks", False)),
             keep_failed=bool(get("kola_keep_failed", False)),
+            upgrade_repo=get("upgrade_repo", None) or None,
+            upgrade_ref=get("upgrade_ref", None) or None,
+            restore=not get("kola_no_restore", False),
         )

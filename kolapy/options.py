@@ -91,11 +91,32 @@ OPTIONS: list[tuple[str, dict[str, Any]]] = [
         ),
     ),
     (
+        "--upgrade-repo",
+        dict(
+            dest="upgrade_repo",
+            metavar="DIR|URL",
+            help="run-upgrade: ostree archive repo to upgrade to (a directory is served over "
+            "HTTP; default on the reference image: a successor commit kolapy makes)",
+        ),
+    ),
+    (
+        "--upgrade-ref",
+        dict(dest="upgrade_ref", metavar="REF", help="run-upgrade: the ref in --upgrade-repo"),
+    ),
+    (
         "--keep-failed",
         dict(
             dest="kola_keep_failed",
             action="store_true",
             help="leave a failed test's machine running until Ctrl-C",
+        ),
+    ),
+    (
+        "--no-restore",
+        dict(
+            dest="kola_no_restore",
+            action="store_true",
+            help="boot every machine instead of restoring clones of a saved one",
         ),
     ),
 ]
