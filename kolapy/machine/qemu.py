@@ -33,7 +33,7 @@ from kolapy.machine.result import CommandResult
 from kolapy.machine.spec import MachineSpec
 from kolapy.retry import retry
 from kolapy.transport.console import ConsoleLog, InteractiveConsole
-from kolapy.transport.journal import JournalLog
+from kolapy.transport.journal import JournalLog, render_journal
 from kolapy.transport.qmp import QmpConnection
 from kolapy.transport.ssh import BANNER_TIMEOUT, SSHConnection, SSHKeyPair
 
@@ -91,6 +91,7 @@ class QemuMachine(Machine):
         self._watch = BootWatch(self.name, self._console, self._emergency,
                                 settle=self.scaled(2.0))
         self._journal_since = 0  # where this boot's part of the journal stream begins
+        self._boot_starts: list[LogMark] = [LogMark(0, 0)]  # each boot's first offsets
         self._argv: list[str] = []
         self._stopped = False
         self._was_ready = False
@@ -360,6 +361,7 @@ class QemuMachine(Machine):
         assert self._ssh is not None
         self._watch.console_since = self._console.mark()
         self._journal_since = self._journal.mark()
+        self._boot_starts.append(LogMark(self._watch.console_since, self._journal_since))
         # The connection may drop before the reply.
         with contextlib.suppress(TransportError, TimeoutExpired):
             self._ssh.execute("sudo systemctl reboot", self.scaled(5))
@@ -399,10 +401,19 @@ class QemuMachine(Machine):
                 self._journal.text_since(mark.journal_offset))
 
     def write_artifacts(self, directory: Path) -> None:
-        """Write console.txt, journal.txt, ignition.json and ssh-config into ``directory``."""
+        """Write console.txt, journal.txt, ignition.json and ssh-config into ``directory``.
+
+        A machine that rebooted also gets each boot's slice on its own:
+        ``console.boot<N>.txt`` and ``journal.boot<N>.txt`` (N from 1).
+        """
         directory.mkdir(parents=True, exist_ok=True)
-        (directory / "console.txt").write_text(self._console.text_since(0))
-        (directory / "journal.txt").write_text(self._journal.text_since(0))
+        console, journal = self._console.text_since(0), self._journal.text_since(0)
+        (directory / "console.txt").write_text(console)
+        (directory / "journal.txt").write_text(journal)
+        if len(self._boot_starts) > 1:
+            for n, (boot_console, boot_journal) in enumerate(self._boot_slices(), start=1):
+                (directory / f"console.boot{n}.txt").write_text(boot_console)
+                (directory / f"journal.boot{n}.txt").write_text(boot_journal)
         if self.ignition is not None:
             (directory / "ignition.json").write_text(json.dumps(self.ignition, indent=2) + "\n")
         if self._emergency.has_content():
@@ -413,6 +424,19 @@ class QemuMachine(Machine):
             f"    IdentityFile {self.ssh_key.private_path}\n    IdentitiesOnly yes\n"
             "    StrictHostKeyChecking no\n    UserKnownHostsFile /dev/null\n"
         )
+
+    def _boot_slices(self) -> list[tuple[str, str]]:
+        """(console, journal) text of each boot, cut at the offsets recorded at each reboot."""
+        ends: list[LogMark | None] = [*self._boot_starts[1:], None]
+        slices = []
+        for start, end in zip(self._boot_starts, ends, strict=True):
+            console = self._console.text_since(start.console_offset,
+                                               None if end is None else end.console_offset)
+            raw = self._journal.raw_since(start.journal_offset)
+            if end is not None:
+                raw = raw[: max(0, end.journal_offset - start.journal_offset)]
+            slices.append((console, render_journal(raw)))
+        return slices
 
     def _stderr(self) -> str:
         try:
