@@ -31,6 +31,10 @@ class RunConfig:
     show_skipped: bool = False
     skip_console_checks: bool = False
     keep_failed: bool = False
+    upgrade_repo: str | None = None
+    """run-upgrade: the ostree archive repo (directory or URL) to upgrade to."""
+    upgrade_ref: str | None = None
+    """run-upgrade: the ref in ``upgrade_repo``."""
     restore: bool = True
     """Give tests with an equal machine spec clones of one saved machine (``--no-restore``)."""
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
