@@ -32,8 +32,11 @@ from kolapy.machine.spec import DiskSpec
 
 MARKER = "kola"
 
-FLAGS = frozenset({"no_ssh_key", "no_emergency_shell_check", "allow_config_warnings"})
-"""Flags a test may carry (kola: NoSSHKeyInUserData, NoEmergencyShellCheck, AllowConfigWarnings)."""
+FLAGS = frozenset(
+    {"no_ssh_key", "no_emergency_shell_check", "allow_config_warnings", "fresh_boot"}
+)
+"""Flags a test may carry (kola: NoSSHKeyInUserData, NoEmergencyShellCheck, AllowConfigWarnings;
+kolapy's ``fresh_boot``: the test needs a machine of its own first boot, never a restored clone)."""
 
 ARCHITECTURES = frozenset({"x86_64", "aarch64", "s390x", "ppc64le"})
 _ARCH_ALIASES = {"amd64": "x86_64", "arm64": "aarch64"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,6 +18,9 @@ from kolapy.machine.privnet import Hub
 from kolapy.machine.spec import MachineSpec
 
 log = logging.getLogger("kolapy.pool")
+
+TEMPLATES_DIR = "_templates"
+"""Where saved machines' boot logs go in the output dir (no kola test has this name)."""
 
 
 @dataclass
@@ -42,12 +46,15 @@ class MachinePool:
     output_dir: Path
     worker: str = "gw"
     users: Counter[str] = field(default_factory=Counter)
+    restore_digests: set[str] = field(default_factory=set)
+    """Spec digests worth a template: several machines of this run share the spec."""
     _slots: dict[str, _Slot] = field(default_factory=dict)
     _workdir: Path | None = None
     _ssh_key: Any = None
     _accel: Any = None
     _serial: int = 0
     _segments: int = 0
+    _templates: dict[str, Any] = field(default_factory=dict)
 
     # -- lazily created run resources -------------------------------------
     def _resources(self) -> tuple[Path, Any, Any]:
@@ -73,19 +80,22 @@ class MachinePool:
                 if size > 1:
                     slot.machine = self.boot_cluster(spec, size, artifact_name)
                 else:
-                    slot.machine = self.boot(spec, artifact_name)
+                    slot.machine = self.boot_or_restore(spec, artifact_name)
             except InfraError as exc:
                 slot.error = exc
                 raise
         return slot.machine
 
-    def _new_machine(self, spec: MachineSpec, artifact_name: str) -> Any:
+    def _next_name(self) -> str:
+        self._serial += 1
+        return f"{self.worker}-{self._serial}"
+
+    def _new_machine(self, spec: MachineSpec, artifact_name: str, name: str = "") -> Any:
         from kolapy.machine.qemu import QemuMachine
         from kolapy.report.outdir import safe_component
 
         workdir, key, accel = self._resources()
-        self._serial += 1
-        name = f"{self.worker}-{self._serial}"
+        name = name or self._next_name()
         spec = _with_name(spec, name)
         mdir = workdir / name
         mdir.mkdir()
@@ -105,6 +115,70 @@ class MachinePool:
             self.stop(machine)
             raise
         self._event("ready", machine, artifact_name)
+        return machine
+
+    def boot_or_restore(self, spec: MachineSpec, artifact_name: str) -> Any:
+        """A clone of the spec's template when restore applies, else a fresh boot."""
+        from kolapy.machine.restore import restorable
+        from kolapy.scheduling import template_digest
+
+        digest = template_digest(spec)
+        if not self.cfg.restore or digest not in self.restore_digests or restorable(spec):
+            return self.boot(spec, artifact_name)
+        return self.restore(self.template(spec, digest), artifact_name)
+
+    def template(self, spec: MachineSpec, digest: str) -> Any:
+        """The saved machine of ``spec`` (booted and saved on first need, once per worker).
+
+        Its boot logs go to ``<output-dir>/_templates/<name>/``.  A template that
+        failed to boot fails every later request at once.
+        """
+        from kolapy.machine.restore import save_template
+
+        got = self._templates.get(digest)
+        if isinstance(got, BaseException):
+            raise BootError(f"the saved machine for this spec failed earlier: {got}")
+        if got is not None:
+            return got
+        machine = self._new_machine(spec, TEMPLATES_DIR, name=f"{self.worker}-t{digest[:6]}")
+        try:
+            self._event("booting", machine, TEMPLATES_DIR)
+            start = time.monotonic()
+            machine.start()
+            machine.wait_ready()
+            self._event("ready", machine, TEMPLATES_DIR)
+            got = save_template(machine, time.monotonic() - start)
+        except BaseException as exc:
+            self._templates[digest] = exc
+            self._event("failed", machine, TEMPLATES_DIR, exc)
+            self.stop(machine)
+            raise
+        self._event("stopped", machine, TEMPLATES_DIR, detail={"saved": True})
+        self._write_artifacts(machine)
+        self._templates[digest] = got
+        return got
+
+    def restore(self, template: Any, artifact_name: str) -> Any:
+        """A pristine clone of ``template`` for one user (stop it with :meth:`stop`)."""
+        from kolapy.machine.restore import RestoredMachine
+        from kolapy.report.outdir import safe_component
+
+        workdir, key, accel = self._resources()
+        name = self._next_name()
+        mdir = workdir / name
+        mdir.mkdir()
+        machine = RestoredMachine(template, workdir=mdir, ssh_key=key, name=name, accel=accel)
+        machine.artifact_dir = self.output_dir / safe_component(artifact_name) / name
+        detail = {"restored_from": machine.restored_from}
+        try:
+            self._event("booting", machine, artifact_name, detail=detail)
+            machine.start()
+            machine.wait_ready()
+        except BaseException as exc:
+            self._event("failed", machine, artifact_name, exc, detail=detail)
+            self.stop(machine)
+            raise
+        self._event("ready", machine, artifact_name, detail=detail)
         return machine
 
     def boot_cluster(self, spec: MachineSpec, size: int, artifact_name: str) -> Cluster:
@@ -151,18 +225,23 @@ class MachinePool:
             machine.stop()
         finally:
             self._event("stopped", machine)
-            dest = getattr(machine, "artifact_dir", None)
-            if dest is not None:
-                try:
-                    machine.write_artifacts(dest)
-                except Exception as exc:  # artifacts are best effort, never mask the result
-                    log.warning("could not write artifacts of %s: %s", machine.name, exc)
+            self._write_artifacts(machine)
 
-    def _event(self, kind: str, machine: Any, test: str = "", error: Any = None) -> None:
+    def _write_artifacts(self, machine: Any) -> None:
+        dest = getattr(machine, "artifact_dir", None)
+        if dest is not None:
+            try:
+                machine.write_artifacts(dest)
+            except Exception as exc:  # artifacts are best effort, never mask the result
+                log.warning("could not write artifacts of %s: %s", machine.name, exc)
+
+    def _event(self, kind: str, machine: Any, test: str = "", error: Any = None,
+               detail: dict[str, Any] | None = None) -> None:
         # Workers' machine events reach the controller's live view through this log.
         from kolapy.report.events import emit
 
-        emit(self.output_dir, kind, machine.name, test=test, worker=self.worker, error=error)
+        emit(self.output_dir, kind, machine.name, test=test, worker=self.worker, error=error,
+             detail=detail)
 
     def keep(self, key: str) -> Any:
         """Keep the machine of ``key`` running after its tests (``--keep-failed``)."""

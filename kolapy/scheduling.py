@@ -41,6 +41,37 @@ def spec_digest(spec: MachineSpec) -> str:
     return hashlib.sha256(blob).hexdigest()[:12]
 
 
+def template_digest(spec: MachineSpec) -> str:
+    """The digest that decides which machines may be clones of one saved machine.
+
+    Like :func:`spec_digest` but blind to the image path: one run tests one
+    image, and the plan (made before the reference image is located) and the
+    pool (after) must agree.
+    """
+    return spec_digest(dataclasses.replace(spec, image=Path("-")))
+
+
+def restore_digests(plans: Any) -> set[str]:
+    """Template digests that several machines of a run share (a template pays off).
+
+    ``plans`` are the session's item plans; a machine is counted once per share
+    key.  Clusters, denylisted tests and tests flagged ``fresh_boot`` are left out.
+    """
+    from collections import Counter
+
+    seen: set[str] = set()
+    counts: Counter[str] = Counter()
+    for plan in plans:
+        meta = plan.meta
+        if (plan.denied is not None or plan.key in seen
+                or "fresh_boot" in getattr(meta, "flags", ())
+                or int(getattr(meta, "cluster_size", 1) or 1) > 1):
+            continue
+        seen.add(plan.key)
+        counts[template_digest(plan.spec)] += 1
+    return {digest for digest, n in counts.items() if n >= 2}
+
+
 def share_key(parent_name: str, spec: MachineSpec, *, exclusive: bool, conflicts: bool) -> str:
     """The group of tests that use one machine.
 

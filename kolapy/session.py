@@ -168,6 +168,9 @@ class KolaSession:
             items[:] = keep
         users = Counter(p.key for p in self.plans if p.denied is None)
         self.pool.users.update(users)
+        from kolapy.scheduling import restore_digests
+
+        self.pool.restore_digests = restore_digests(self.plans)
 
     def timeout_scale(self) -> float:
         """How much slower than KVM this run's machines are (TCG: several times)."""
@@ -221,6 +224,7 @@ class KolaSession:
             KEY_MACHINES,
             KEY_NAME,
             KEY_PARENT,
+            KEY_RESTORED,
             KEY_WARN,
         )
 
@@ -243,6 +247,9 @@ class KolaSession:
             consoles.append(console)
             journals.append(journal)
         props.append((KEY_MACHINES, [m.name for m, _ in machines]))
+        restored = {m.name: m.restored_from for m, _ in machines if getattr(m, "restored", False)}
+        if restored:
+            props.append((KEY_RESTORED, restored))
         props.append((KEY_CONSOLE, "\n".join(consoles)))
         props.append((KEY_JOURNAL, "\n".join(journals)))
         if not self.cfg.skip_console_checks:

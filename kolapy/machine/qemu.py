@@ -60,6 +60,10 @@ class QemuMachine(Machine):
     :meth:`stop` yourself.  ``accel`` may be ``auto``.
     """
 
+    restored = False
+    """True for a machine restored from a saved one (:mod:`kolapy.machine.restore`)."""
+    _incoming: str | None = None
+
     def __init__(
         self,
         spec: MachineSpec,
@@ -193,7 +197,7 @@ class QemuMachine(Machine):
         for _ in range(_PORT_ATTEMPTS):
             self.ssh_port = free_port()
             cmd = QemuCommand(self.spec, self.profile, self.accel, self._paths, self.ssh_port,
-                              pre.firmware)
+                              pre.firmware, incoming=self._incoming)
             self._argv = cmd.argv()
             for f in (self._paths.console_log, self._paths.journal, self._paths.emergency_journal):
                 f.unlink(missing_ok=True)

@@ -85,6 +85,8 @@ class QemuCommand:
     paths: MachinePaths
     ssh_port: int
     firmware: ResolvedFirmware
+    incoming: str | None = None
+    """``-incoming`` URI: start paused, loading a saved machine (:mod:`kolapy.machine.restore`)."""
 
     def argv(self) -> list[str]:
         """The full argument vector, binary first."""
@@ -130,6 +132,8 @@ class QemuCommand:
             "-chardev", f"socket,id=qmp0,path={p.qmp_socket},server=on,wait=off",
             "-mon", "chardev=qmp0,mode=control",
         ]
+        if self.incoming:
+            args += ["-incoming", self.incoming]
         return args
 
     def _firmware_args(self) -> list[str]:

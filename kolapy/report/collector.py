@@ -18,6 +18,8 @@ KEY_NAME = "kola_name"
 KEY_PARENT = "kola_parent"
 """Kola name of the parent test (``basic``); equal to KEY_NAME for a plain test."""
 KEY_MACHINES = "kola_machines"
+KEY_RESTORED = "kola_restored"
+"""{machine: the saved machine it was restored from}, for machines that did not boot."""
 """List of machine names the test used."""
 KEY_CONSOLE = "kola_console"
 """The test's console slice (str)."""
@@ -163,6 +165,7 @@ class ResultCollector:
             message=state.message,
             reason=state.reason,
             machines=[str(m) for m in props.get(KEY_MACHINES) or ()],
+            restored={str(k): str(v) for k, v in dict(props.get(KEY_RESTORED) or {}).items()},
             console=str(props.get(KEY_CONSOLE) or ""),
             journal=str(props.get(KEY_JOURNAL) or ""),
             warnings=warnings,
@@ -207,6 +210,7 @@ def _take_own(top: TestRecord, rec: SubtestRecord) -> None:
         "message",
         "reason",
         "machines",
+        "restored",
         "console",
         "journal",
         "warnings",
@@ -226,6 +230,8 @@ def _roll_up(top: TestRecord, own: bool) -> None:
     for s in subs:
         machines += [m for m in s.machines if m not in machines]
     top.machines = machines
+    for s in subs:
+        top.restored.update(s.restored)
     if not own:
         bad = [s for s in subs if s.result in (Result.FAIL, Result.ERROR, Result.WARN)]
         top.output = "\n".join(f"{s.name}: {s.result.value} {s.message}".rstrip() for s in bad)

@@ -39,6 +39,7 @@ def emit(
     test: str = "",
     worker: str = "",
     error: BaseException | str | None = None,
+    detail: dict[str, Any] | None = None,
 ) -> None:
     """Append one machine event; best effort (an event never breaks a boot)."""
     record: dict[str, Any] = {
@@ -51,6 +52,8 @@ def emit(
     if error is not None:
         text = str(error).strip() or type(error).__name__
         record["error"] = text.splitlines()[0][:300]
+    if detail:
+        record.update({k: v for k, v in detail.items() if k not in record})
     line = (json.dumps(record) + "\n").encode()
     path = events_path(output_dir)
     try:

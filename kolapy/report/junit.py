@@ -42,6 +42,7 @@ def _properties(rec: SubtestRecord) -> list[tuple[str, str]]:
     props = [("kola.result", rec.result.value)]
     if rec.machines:
         props.append(("kola.machines", " ".join(rec.machines)))
+    props += [("kola.restored", f"{m} from {t}") for m, t in rec.restored.items()]
     if rec.attempt > 1:
         props.append(("kola.attempt", str(rec.attempt)))
     props += [("kola.warning", w) for w in rec.warnings]

@@ -4,7 +4,8 @@
 "platform", "version"}`` -- duration in nanoseconds (Go's time.Duration), result
 PASS/FAIL/SKIP/WARN (kolapy's ERROR is FAIL here), the top-level result FAIL if
 any test failed.  As in kola every subtest also has an entry of its own.
-kolapy adds ``machines`` per test (and ``attempt`` for reruns); kola tooling
+kolapy adds ``machines`` per test (``restored_from`` for machines restored from a
+saved one, ``attempt`` for reruns); kola tooling
 ignores unknown keys.
 """
 
@@ -31,6 +32,8 @@ def _entry(rec: SubtestRecord) -> dict[str, Any]:
         "output": output,
         "machines": list(rec.machines),
     }
+    if rec.restored:
+        entry["restored_from"] = dict(rec.restored)
     if rec.attempt > 1:
         entry["attempt"] = rec.attempt
     return entry

@@ -51,6 +51,8 @@ class SubtestRecord:
     reason: str = ""
     """Skip reason (e.g. the denylist tracker)."""
     machines: list[str] = field(default_factory=list)
+    restored: dict[str, str] = field(default_factory=dict)
+    """Machines restored from a saved one (name -> the saved machine); the rest booted."""
     console: str = ""
     """This test's slice of the serial console."""
     journal: str = ""

@@ -48,6 +48,7 @@ def fake_new_machine(self, spec, artifact_name):
     return FakeMachine(replace(spec, name=f"{self.worker}-{self._serial}"), artifact_name)
 
 MachinePool._new_machine = fake_new_machine
+MachinePool.boot_or_restore = MachinePool.boot  # fakes cannot be saved and restored
 """
 
 TESTS = """
