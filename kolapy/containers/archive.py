@@ -26,7 +26,7 @@ APPLETS = (
     "ash", "basename", "cat", "chmod", "cp", "date", "dirname", "echo", "env", "false",
     "grep", "head", "hostname", "httpd", "id", "ip", "kill", "ls", "mkdir", "mv", "nc",
     "ping", "printf", "ps", "pwd", "rm", "sed", "sh", "sleep", "sort", "stat", "tail",
-    "tee", "test", "touch", "tr", "true", "uname", "wc", "wget", "whoami",
+    "tee", "test", "timeout", "touch", "tr", "true", "uname", "wc", "wget", "whoami",
 )
 
 _EPOCH = 0  # every member's mtime: deterministic layers

@@ -13,6 +13,7 @@ A user's own image: ``KOLAPY_CONTAINER_IMAGE_<ARCH>`` (e.g. ``_AARCH64``) or
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import struct
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from kolapy.containers import archive as archive_module
 from kolapy.containers.archive import ImageArchive, build_archive, read_archive
 from kolapy.enums import Arch
 from kolapy.errors import BadInputError, InfraError
@@ -129,6 +131,12 @@ def busybox_for(arch: Arch, workdir: Path) -> bytes:
     return blob
 
 
+def recipe_hash() -> str:
+    """Digest of the image recipe (archive.py): a changed layout gets a new cache entry."""
+    source = Path(archive_module.__file__).read_bytes()
+    return hashlib.sha256(source).hexdigest()[:12]
+
+
 def containers_cache(arch: Arch) -> Path:
     """``<kolapy cache>/containers/<arch>`` (created)."""
     path = cache_root() / "containers" / Arch(arch).value
@@ -147,7 +155,7 @@ def test_image(arch: Arch) -> ImageArchive:
         except ValueError as exc:
             raise BadInputError(str(exc)) from exc
     cache = containers_cache(arch)
-    dest = cache / "busybox.tar"
+    dest = cache / f"busybox-{recipe_hash()}.tar"
     with FileLock(str(cache.parent / f"{Arch(arch).value}.lock"), timeout=900):
         if dest.is_file():
             return read_archive(dest)

@@ -15,6 +15,8 @@ from kolapy.containers.guest import EngineOnGuest, http_get
 from kolapy.machine.base import Machine
 
 NETWORK_PORTS = {"podman": 18090, "docker": 18091}
+# busybox 1.35's `wget -T` crashes (SIGSEGV): bound the request with `timeout` instead.
+_WGET = ("timeout", "15", "wget", "-q", "-O", "-")
 
 
 def _sh(eg: EngineOnGuest, *args: str) -> str:
@@ -122,13 +124,12 @@ def check_network(machine: Machine, engine: Engine) -> dict[str, Any]:
         eg.ok("run", "-d", "--name", client, "--network", net, image, "sleep", "100000",
               why="client on the bridge network")
         got = eg.shell_ok(
-            f"for i in $(seq 30); do {_sh(eg, 'exec', client, 'wget', '-q', '-T', '5', '-O', '-', f'http://{address}/net.txt')}"
+            f"for i in $(seq 10); do {_sh(eg, 'exec', client, *_WGET, f'http://{address}/net.txt')}"
             " && exit 0; sleep 2; done; exit 1", timeout=180,
             why=f"client -> server by address {address}").strip()
         assert got == token, f"client fetched {got!r} from {address}, expected {token!r}"
         backend = _network_backend(eg)
-        by_name = eg.run("exec", client, "wget", "-q", "-T", "5", "-O", "-",
-                         f"http://{server}/net.txt", timeout=60)
+        by_name = eg.run("exec", client, *_WGET, f"http://{server}/net.txt", timeout=60)
         if backend in ("docker", "netavark"):
             assert by_name.succeeded and by_name.stdout.strip() == token, (
                 f"{engine.name} ({backend}) did not resolve {server} on {net}: "

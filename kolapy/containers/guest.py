@@ -54,10 +54,14 @@ def require_engine(machine: Machine, engine: Engine) -> None:
 
 
 def http_get(url: str) -> str:
-    """Shell text fetching ``url`` to stdout with what the guest has (curl or busybox wget)."""
+    """Shell text printing the body of ``GET url`` with what the guest has (curl or busybox).
+
+    No ``wget -T``: Debian's busybox 1.35 wget crashes (SIGSEGV) with it; ``timeout``
+    bounds the request instead.
+    """
     q = shlex.quote(url)
     return (f"if command -v curl >/dev/null; then curl -fsS --max-time 20 {q}; "
-            f"else busybox wget -q -T 20 -O - {q}; fi")
+            f"else timeout 20 busybox wget -q -O - {q}; fi")
 
 
 class EngineOnGuest:

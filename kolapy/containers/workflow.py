@@ -65,7 +65,7 @@ def _serve_and_inspect(machine: Machine, eg: EngineOnGuest, image: str, n: dict[
     eg.ok("cp", f"{n['dir']}/in.txt", f"{web}:/www/page.txt", why="cp host -> container")
 
     url = f"http://127.0.0.1:{port}/page.txt"
-    body = machine.wait_until_succeeds(http_get(url), timeout=90).strip()
+    body = machine.wait_until_succeeds(http_get(url), timeout=60).strip()
     assert body == token, f"GET {url} returned {body!r}, expected {token!r}"
 
     out = f"{n['dir']}/out.txt"

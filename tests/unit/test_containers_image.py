@@ -116,5 +116,6 @@ def test_cached_build_happens_once(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     second = busybox.test_image(Arch.AARCH64)
     assert calls == [Arch.AARCH64]
     assert first == second
-    assert first.path == tmp_path / "containers" / "aarch64" / "busybox.tar"
+    expected = f"busybox-{busybox.recipe_hash()}.tar"
+    assert first.path == tmp_path / "containers" / "aarch64" / expected
     assert not list(first.path.parent.glob(".build-*")), "build dir left behind"
