@@ -9,7 +9,6 @@ artifacts keep each boot's console and journal as ``console.boot<N>.txt`` and
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -139,13 +138,16 @@ def test_upgrade_rollback(machine: Machine) -> None:
     description="add a remote served by kolapy over HTTP, pull a commit from it, upgrade to it",
     tags=("ostree", "reboot"),
 )
-def test_remote(machine: Machine, host_http: Any, tmp_path: Path) -> None:
-    from kolapy.upgrade.refrepo import next_version, successor_repo
+def test_remote(machine: Machine, host_http: Any, request: pytest.FixtureRequest) -> None:
+    from kolapy.upgrade.refrepo import image_manifest, next_version, run_image, successor_repo
 
+    image = run_image(request.config)
+    if image is None or image_manifest(image) is None:
+        pytest.skip("needs the kolapy reference image (its commit is exported as the remote)")
     updater = updater_for(machine)
     parent = updater.status().booted
     assert parent.version, "the booted commit has no version metadata"
-    repo = successor_repo(_image(machine))
+    repo = successor_repo(image)
     target, version = repo.target_commit, repo.target_version
     assert version == next_version(parent.version)
     srv = host_http(repo.path, machine)
@@ -159,14 +161,6 @@ def test_remote(machine: Machine, host_http: Any, tmp_path: Path) -> None:
     assert _read(machine, repo.marker_path) == f"{version}\n"
     log = srv.log_path.read_text()
     assert "/objects/" in log and f"/refs/heads/{repo.ref}" in log, f"no pull in the log:\n{log}"
-
-
-def _image(machine: Machine) -> Path:
-    """The qcow2 the machine was booted from (the reference image or --nestos-image)."""
-    image = getattr(getattr(machine, "spec", None), "image", None)
-    if image is None:
-        pytest.skip("the machine has no image path (not a QEMU machine)")
-    return Path(image)
 
 
 @kola(

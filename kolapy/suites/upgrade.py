@@ -35,10 +35,10 @@ def _describe(status: Status) -> str:
 
 def _target(request: pytest.FixtureRequest) -> UpgradeTarget:
     from kolapy.config import RunConfig
-    from kolapy.refimage import image_path
+    from kolapy.upgrade.refrepo import run_image
 
     cfg = RunConfig.from_options(lambda dest, default: request.config.getoption(dest, default))
-    image = cfg.image or image_path(cfg.arch)
+    image = run_image(request.config)
     if image is None:
         pytest.fail("no image to upgrade (the reference image is not built)")
     return resolve(cfg.upgrade_repo, cfg.upgrade_ref, image)

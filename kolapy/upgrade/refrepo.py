@@ -107,16 +107,18 @@ def image_manifest(image: Path) -> dict[str, Any] | None:
     return data if data.get("image") == image.name else None
 
 
-def image_commit(config: Any) -> str | None:
-    """The ostree commit of the reference image a pytest run tests, if it is one."""
+def run_image(config: Any) -> Path | None:
+    """The image a pytest run tests: ``--nestos-image``, else the cached reference image."""
     from kolapy.config import RunConfig
+    from kolapy.refimage import image_path
 
     cfg = RunConfig.from_options(lambda dest, default: config.getoption(dest, default))
-    image = cfg.image
-    if image is None:
-        from kolapy.refimage import image_path
+    return cfg.image or image_path(cfg.arch)
 
-        image = image_path(cfg.arch)
+
+def image_commit(config: Any) -> str | None:
+    """The ostree commit of the reference image a pytest run tests, if it is one."""
+    image = run_image(config)
     manifest = image_manifest(image) if image else None
     return str(manifest["ostree_commit"]) if manifest else None
 
