@@ -25,11 +25,14 @@ _EXPORTS = {
     "Arch": "kolapy.enums",
     "Firmware": "kolapy.enums",
     "Accel": "kolapy.enums",
+    "expect_boot_failure": "kolapy.expect",
+    "BootFailure": "kolapy.expect",
 }
 
 __all__ = [
     "Accel",
     "Arch",
+    "BootFailure",
     "CommandResult",
     "DiskSpec",
     "Firmware",
@@ -38,11 +41,13 @@ __all__ = [
     "Machine",
     "MachineSpec",
     "__version__",
+    "expect_boot_failure",
     "kola",
 ]
 
 if TYPE_CHECKING:
     from kolapy.enums import Accel, Arch, Firmware
+    from kolapy.expect import BootFailure, expect_boot_failure
     from kolapy.ignition import Ignition
     from kolapy.machine.base import Machine
     from kolapy.machine.result import CommandResult

@@ -33,11 +33,19 @@ class BootError(InfraError):
 
 
 class EmergencyError(BootError):
-    """The initramfs reported an emergency (e.g. Ignition failed)."""
+    """The initramfs reported an emergency (e.g. Ignition failed).
 
-    def __init__(self, message: str, journal: str = "") -> None:
+    ``journal`` is the initramfs journal rendered as text, ``raw_journal`` the JSON
+    lines it was sent as (with the guest's timestamps), ``detected_at`` the host's
+    ``time.time()`` when the harness saw the emergency (None if not known).
+    """
+
+    def __init__(self, message: str, journal: str = "", *, raw_journal: bytes = b"",
+                 detected_at: float | None = None) -> None:
         super().__init__(message)
         self.journal = journal
+        self.raw_journal = raw_journal
+        self.detected_at = detected_at
 
 
 class TransportError(InfraError):

@@ -141,12 +141,16 @@ def _remember(node: pytest.Item, machines: list[Any]) -> None:
 
 @pytest.fixture
 def machine_factory(request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
-    """Boot fresh machines for this test: ``machine_factory(memory_mib=4096, ignition=cfg)``."""
+    """Boot fresh machines for this test: ``machine_factory(memory_mib=4096, ignition=cfg)``.
+
+    ``on_start=fn`` calls ``fn(machine)`` after QEMU starts and before the guest is
+    waited for (e.g. ``lambda m: host_http(d, m)`` for a config fetched at first boot).
+    """
     ks = request.config.stash[SESSION]
     booted: list[Any] = []
 
-    def boot(**overrides: Any) -> Any:
-        m = ks.boot_fresh(request.node, overrides)
+    def boot(on_start: Callable[[Any], Any] | None = None, **overrides: Any) -> Any:
+        m = ks.boot_fresh(request.node, overrides, on_start=on_start)
         booted.append(m)
         request.node.stash.setdefault(MACHINES, []).append((m, m.log_mark()))
         return m

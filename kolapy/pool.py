@@ -7,6 +7,7 @@ import shutil
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -103,12 +104,19 @@ class MachinePool:
         machine.artifact_dir = self.output_dir / safe_component(artifact_name) / name
         return machine
 
-    def boot(self, spec: MachineSpec, artifact_name: str) -> Any:
-        """Boot a machine that the caller owns (stop it with :meth:`stop`)."""
+    def boot(self, spec: MachineSpec, artifact_name: str,
+             on_start: Callable[[Any], None] | None = None) -> Any:
+        """Boot a machine that the caller owns (stop it with :meth:`stop`).
+
+        ``on_start(machine)`` runs once QEMU is up and before the guest is waited
+        for: the moment to attach host services a first boot needs (a remote config).
+        """
         machine = self._new_machine(spec, artifact_name)
         try:
             self._event("booting", machine, artifact_name)
             machine.start()
+            if on_start is not None:
+                on_start(machine)
             machine.wait_ready()
         except BaseException as exc:
             self._event("failed", machine, artifact_name, exc)

@@ -271,7 +271,8 @@ class KolaSession:
         if warnings:
             props.append((KEY_WARN, warnings))
 
-    def boot_fresh(self, item: pytest.Item, overrides: dict[str, Any]) -> Any:
+    def boot_fresh(self, item: pytest.Item, overrides: dict[str, Any],
+                   on_start: Any = None) -> Any:
         from dataclasses import replace
 
         from kolapy.machine.spec import MachineSpec
@@ -290,7 +291,7 @@ class KolaSession:
         )
         spec = replace(base, image=self.image(), **overrides)
         name = plan.parent if plan is not None else item.name
-        return self.pool.boot(spec, name)
+        return self.pool.boot(spec, name, on_start=on_start)
 
     def record(self, report: Any) -> None:
         """Controller: feed one (possibly remote) test report to the result collector."""

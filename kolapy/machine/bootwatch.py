@@ -42,16 +42,18 @@ class BootWatch:
 
     def emergency_error(self, what: str) -> EmergencyError:
         """The error to raise, carrying the emergency journal (rendered) when there is one."""
+        detected_at = time.time()
         # The initramfs writes its journal and then "{}"; give it a moment to finish.
         deadline = time.monotonic() + self.settle
         while time.monotonic() < deadline and b"{}" not in self.emergency.raw_since(0)[-64:]:
             time.sleep(0.2)
-        journal = render_journal(self.emergency.raw_since(0))
+        raw = self.emergency.raw_since(0)
+        journal = render_journal(raw)
         lines = failure_lines(journal) or journal.splitlines()[-40:]
         detail = "\n".join(lines) or self.console.tail(40)
         return EmergencyError(
             f"{self.name}: {what} (full journal: {self.emergency.path}):\n{detail}",
-            journal=journal,
+            journal=journal, raw_journal=raw, detected_at=detected_at,
         )
 
 

@@ -35,6 +35,8 @@ KEY_WARN_ON_FAILURE = "kola_warn_on_failure"
 """Truthy when a failure must be reported as WARN (denylist ``warn: true``)."""
 KEY_ATTEMPT = "kola_attempt"
 """Optional attempt number (2 for a ``--rerun``); otherwise inferred."""
+KEY_NOTE = "kola_note"
+"""Text a test adds to its report output whatever its result (``record_property``)."""
 
 DENY_WARN_PREFIX = "denylisted with warn"
 """A KEY_WARN entry starting with this also downgrades a failure to WARN."""
@@ -151,7 +153,7 @@ class ResultCollector:
         props = state.props
         result = state.result or Result.PASS
         warnings = [str(w) for w in props.get(KEY_WARN) or ()]
-        output = "\n".join(o for o in state.output if o)
+        output = "\n".join(o for o in [*state.output, str(props.get(KEY_NOTE) or "")] if o)
         downgraded = result.failed and _warn_downgrade(props)
         if downgraded or (result is Result.PASS and warnings):
             result = Result.WARN

@@ -168,10 +168,10 @@ SUBSET = "key not supported by kolapy's Butane subset (see docs/ignition.md)"
     [
         ("variant: fcos\nversion: [\n", None),  # YAML syntax error: checked below
         ("- a\n", "config: must be a mapping, not list"),
-        ("version: 1.4.0\n", "variant: missing (fcos or nestos)"),
+        ("version: 1.4.0\n", "variant: missing (fcos, nestos or openeuler)"),
         (
             "variant: rhcos\nversion: 1.4.0\n",
-            "variant: unsupported variant 'rhcos' (fcos or nestos)",
+            "variant: unsupported variant 'rhcos' (fcos, nestos or openeuler)",
         ),
         ("variant: fcos\n", "version: missing"),
         (
