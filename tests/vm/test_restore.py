@@ -1,0 +1,71 @@
+"""Boot once, restore many: exclusive tests with one spec get pristine clones of a saved machine."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.vm.conftest import sha256
+
+pytestmark = pytest.mark.vm
+
+KOLA_TESTS = '''
+import time
+
+import pytest
+
+from kolapy import kola
+
+NAMES = ["one", "two", "three"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+@kola(name="restore.pristine")
+def test_pristine(machine, name):
+    # Each clone starts from the saved machine: no other test's marker is there.
+    leftovers = machine.succeed("ls /var/tmp/ | grep '^kolapy-marker-' || true").split()
+    assert leftovers == [], f"{name} sees another test's files: {leftovers}"
+    machine.succeed(f"touch /var/tmp/kolapy-marker-{name}")
+    # The clock was set after the restore (the saved clock would lag behind).
+    guest = float(machine.succeed("date +%s.%N"))
+    assert abs(guest - time.time()) < 30, f"guest clock off by {guest - time.time():.0f} s"
+    machine.succeed("systemctl is-system-running")
+    print("boot_id", machine.boot_id)
+'''
+
+
+def test_exclusive_tests_get_clones_of_one_saved_machine(ref_image: Path, tmp_path: Path) -> None:
+    before = sha256(ref_image)
+    (tmp_path / "test_restore_kola.py").write_text(KOLA_TESTS)
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider",
+         f"--nestos-image={ref_image}", f"--kola-output-dir={out}",
+         str(tmp_path / "test_restore_kola.py")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=1500,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    report = json.loads((out / "reports" / "report.json").read_text())
+    tests = [t for t in report["tests"] if t["name"].startswith("restore.pristine/")]
+    assert len(tests) == 3, report
+    machines = [m for t in tests for m in t["machines"]]
+    assert len(set(machines)) == 3, machines  # one machine each (exclusive)...
+    templates = {src for t in tests for src in t.get("restored_from", {}).values()}
+    assert len(templates) == 1, tests  # ...all restored from one saved machine
+    # The saved machine's boot is kept with the run; the clones' logs with their tests.
+    (template,) = templates
+    assert (out / "_templates" / template / "console.txt").stat().st_size > 0
+    for t in tests:
+        (m,) = t["machines"]
+        assert (out / "restore.pristine" / m / "journal.txt").exists()
+    # Clones share the saved machine's boot (documented): one boot_id in all three.
+    boot_ids = re.findall(r"boot_id ([0-9a-f-]{36})", proc.stdout)
+    assert len(boot_ids) == 3 and len(set(boot_ids)) == 1, boot_ids
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    assert sum(1 for e in events if e["event"] == "ready" and e.get("restored_from")) == 3
+    assert sha256(ref_image) == before, "the base image was written"
