@@ -27,7 +27,8 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run kola tests (default: all) on an image")
     run.add_argument("patterns", nargs="*", metavar="PATTERN", help="kola name globs")
-    run.add_argument("-j", "--parallel", type=int, default=1, metavar="N", help="parallel workers")
+    run.add_argument("-j", "--parallel", type=_parallel, default=1, metavar="N",
+                     help="parallel workers, or 'auto' (from cores and host memory)")
     run.add_argument("--output-dir", metavar="DIR", help="where reports and artifacts go")
     run.add_argument("--rerun", action="store_true", help="run failed tests once more")
     run.add_argument(
@@ -145,6 +146,19 @@ VERBS = {
     "check-console": _check_console,
 }
 
+
+
+def _parallel(text: str) -> int | str:
+    """``-j N`` or ``-j auto``."""
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``kolapy`` console script."""

@@ -32,6 +32,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         group.addoption(flag, **kwargs)
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: as many workers as cores, but no more machines than fit in memory."""
+    from kolapy.config import DEFAULT_MEMORY_MIB
+    from kolapy.machine.memory import auto_workers
+
+    return auto_workers(int(config.getoption("kola_memory", None) or DEFAULT_MEMORY_MIB))
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> None:
     # Shared machines need their tests on one worker: group scheduling.

@@ -102,7 +102,19 @@ class MachinePool:
         mdir.mkdir()
         machine = QemuMachine(spec, workdir=mdir, ssh_key=key, accel=accel)
         machine.artifact_dir = self.output_dir / safe_component(artifact_name) / name
+        self._watch_memory(machine, artifact_name)
         return machine
+
+    def _watch_memory(self, machine: Any, artifact_name: str) -> None:
+        """Tell the live view when a machine waits for host memory."""
+        def waiting(wait: bool, need_mib: int, free_mib: int) -> None:
+            if wait:
+                self._event("waiting", machine, artifact_name,
+                            detail={"need_mib": need_mib, "free_mib": free_mib})
+            else:
+                self._event("booting", machine, artifact_name)
+
+        machine.on_memory_wait = waiting
 
     def boot(self, spec: MachineSpec, artifact_name: str,
              on_start: Callable[[Any], None] | None = None) -> Any:
@@ -177,6 +189,7 @@ class MachinePool:
         mdir.mkdir()
         machine = RestoredMachine(template, workdir=mdir, ssh_key=key, name=name, accel=accel)
         machine.artifact_dir = self.output_dir / safe_component(artifact_name) / name
+        self._watch_memory(machine, artifact_name)
         detail = {"restored_from": machine.restored_from}
         try:
             self._event("booting", machine, artifact_name, detail=detail)

@@ -54,7 +54,9 @@ def pytest_args(
     # kolapy's live view (rich on a terminal, plain lines in logs) instead of pytest's dots.
     args.append(f"--kola-live={getattr(ns, 'live', None) or 'auto'}")
     # --keep-failed waits on this process's terminal: keep it in one process.
-    if ns.parallel and ns.parallel > 1 and not ns.kola_keep_failed:
+    if ns.parallel == "auto" and not ns.kola_keep_failed:
+        args += ["-n", "auto"]  # the plugin picks the width (cores, host memory)
+    elif ns.parallel and ns.parallel != "auto" and ns.parallel > 1 and not ns.kola_keep_failed:
         args += ["-n", str(ns.parallel)]
     return args
 

@@ -63,6 +63,10 @@ class QemuMachine(Machine):
     restored = False
     """True for a machine restored from a saved one (:mod:`kolapy.machine.restore`)."""
     _incoming: str | None = None
+    _reservation: Any = None
+    on_memory_wait: Any = None
+    """``fn(waiting, need_mib, free_mib)``: called with True when the start has to wait
+    for host memory, and with False once it got it (:mod:`kolapy.machine.memory`)."""
 
     def __init__(
         self,
@@ -193,6 +197,16 @@ class QemuMachine(Machine):
             create_blank(qemu_img, self._paths.extra_disk(i), disk.size_gib)
 
     def _launch(self, pre: Any) -> None:
+        from kolapy.machine.memory import admit
+
+        if self._reservation is None:  # wait until the host has the memory for this guest
+            notify = self.on_memory_wait
+            self._reservation = admit(
+                self.name, self.spec.memory_mib,
+                on_wait=(lambda need, free: notify(True, need, free)) if notify else None,
+            )
+            if notify and self._reservation.waited_s > 0:
+                notify(False, self._reservation.reserve_mib, 0)
         last_err = ""
         for _ in range(_PORT_ATTEMPTS):
             self.ssh_port = free_port()
@@ -209,6 +223,7 @@ class QemuMachine(Machine):
                 raise BootError(f"{self.name}: cannot run {self._argv[0]}: {exc}") from exc
             if self._wait_qmp():
                 self._watch.console_since = 0
+                self._reservation.set_pid(self._proc.pid)
                 return
             last_err = self._stderr()
             process.terminate(self._proc)
@@ -337,6 +352,8 @@ class QemuMachine(Machine):
                     self._powerdown(proc)
                 rc = process.terminate(proc)
             log.debug("%s: QEMU exited with %s", self.name, rc)
+        if self._reservation is not None:
+            self._reservation.release()
         if self._tmp_sockdir is not None:
             shutil.rmtree(self._tmp_sockdir, ignore_errors=True)
             self._tmp_sockdir = None

@@ -23,7 +23,7 @@ from typing import Any
 log = logging.getLogger("kolapy.events")
 
 EVENTS_FILE = "events.jsonl"
-MACHINE_EVENTS = ("booting", "ready", "failed", "stopped")
+MACHINE_EVENTS = ("waiting", "booting", "ready", "failed", "stopped")
 
 
 def events_path(output_dir: Path) -> Path:

@@ -109,7 +109,9 @@ def render_rich(progress: RunProgress, now: float | None = None) -> Any:
         if machines:
             table = Table(box=None, show_header=False, padding=(0, 1), pad_edge=False)
             for m in machines[:MAX_ROWS]:
-                if m.state == "booting":
+                if m.state == "waiting":
+                    state = Text(f"waiting for memory {clock_time(now - m.since)}", style="yellow")
+                elif m.state == "booting":
                     state = Text(f"booting {clock_time(now - m.since)}", style="cyan")
                 elif m.state == "ready":
                     state = Text(f"ready (boot {seconds(m.boot_s or 0)})", style="green")

@@ -118,11 +118,17 @@ class RunProgress:
         t = float(event.get("t") or self.clock())
         with self.lock:
             m = self.machines.get(name)
-            if kind == "booting" or m is None:
+            if m is None or (kind == "booting" and m.state != "waiting"):
                 m = self.machines[name] = MachineProgress(
                     name, str(event.get("test", "")), str(event.get("worker", "")), "booting", t
                 )
-            if kind == "booting":
+            if kind == "waiting":
+                m.state = "waiting"
+                need = event.get("need_mib")
+                self._say(f"machine {name} waiting for memory"
+                          + (f" ({need} MiB)" if need else ""), t)
+            elif kind == "booting":
+                m.state, m.since = "booting", t
                 self._say(f"machine {name} booting" + (f" for {m.test}" if m.test else ""), t)
             elif kind == "ready":
                 m.state, m.boot_s = "ready", t - m.since
