@@ -80,7 +80,7 @@ def test_ignition_configures_the_host_registry() -> None:
     assert podman["registry"] == [{"location": REGISTRY_ADDRESS, "insecure": True}]
     assert json.loads(body(DOCKER_DAEMON_JSON)) == {"insecure-registries": [REGISTRY_ADDRESS]}
     units = {u["name"]: u for u in cfg["systemd"]["units"]}
-    assert units["docker.service"]["enabled"] is True
+    assert units["docker.socket"]["enabled"] is True
     assert units["isulad.service"]["enabled"] is True
 
 
