@@ -44,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="also run the kola tests in this pytest file or directory (repeatable)",
     )
+    run.add_argument("-E", "--exttest", action="append", default=[], metavar="DIR",
+                     help="also run the kola external tests of DIR (DIR/tests/kola; repeatable)")
     _add_run_options(run)
 
     upg = sub.add_parser(
@@ -66,6 +68,10 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="also list the kola tests in this pytest file or directory",
     )
+    ls.add_argument("-E", "--exttest", action="append", default=[], metavar="DIR",
+                    help="also list the kola external tests of DIR (DIR/tests/kola; repeatable)")
+    ls.add_argument("--tag", dest="kola_tags", action="append", default=[], metavar="TAG",
+                    help="select by tag as `run` does (repeatable; !TAG excludes)")
 
     image = sub.add_parser("image", help="the reference image")
     isub = image.add_subparsers(dest="image_verb", required=True, metavar="ACTION")
@@ -116,10 +122,15 @@ def _image(ns: argparse.Namespace) -> int:
 
 
 def _list(ns: argparse.Namespace) -> int:
-    from kolapy.listing import list_tests, print_tests
+    from kolapy.listing import closing_note, list_tests, print_tests
 
-    tests = list_tests(ns.patterns, extra_args=[str(Path(p).absolute()) for p in ns.tests])
+    extra = [str(Path(p).absolute()) for p in ns.tests]
+    extra += [f"--kola-exttest={Path(d).absolute()}" for d in ns.exttest]
+    extra += [f"--tag={t}" for t in ns.kola_tags]
+    tests = list_tests(ns.patterns, extra_args=extra, with_skipped=bool(ns.exttest))
     print_tests(tests, as_json=ns.json)
+    if ns.exttest:
+        print(closing_note(tests, prefix="ext."), file=sys.stderr if ns.json else sys.stdout)
     return 0
 
 

@@ -29,20 +29,44 @@ class _Collect:
     def __init__(self) -> None:
         self.metas: list[Any] = []
         self.error: str | None = None
+        self.skips: dict[str, str] = {}
+        self.deselected: list[tuple[str, str]] = []
+        self.deselected_metas: list[Any] = []
+
+    def pytest_deselected(self, items: Sequence[Any]) -> None:
+        from kolapy.meta import meta_from_item
+
+        for item in items:
+            meta = meta_from_item(item)
+            if meta is not None:
+                self.deselected_metas.append(meta)
 
     def pytest_collection_finish(self, session: Any) -> None:
         from kolapy.meta import meta_from_item
+        from kolapy.plugin import SESSION
 
         for item in session.items:
             meta = meta_from_item(item)
             if meta is not None:
                 self.metas.append(meta)
+                skip = item.get_closest_marker("skip")
+                if skip is not None:
+                    self.skips[meta.name] = str(skip.kwargs.get("reason", ""))
+        ks = session.config.stash.get(SESSION, None)
+        if ks is not None:
+            self.deselected = [(n, r) for n, r in ks.deselected_reasons if r != "pattern"]
 
 
 def list_tests(
-    patterns: Sequence[str] = (), extra_args: Sequence[str] = ()
+    patterns: Sequence[str] = (), extra_args: Sequence[str] = (), *,
+    with_skipped: bool = False,
 ) -> list[dict[str, Any]]:
-    """Describe every selected kola test once (subtests listed under their parent)."""
+    """Describe every selected kola test once (subtests listed under their parent).
+
+    Each entry's ``skip`` says why the test would be SKIP ("" when it runs).
+    ``with_skipped`` also lists the tests the run's arch/platform/distro/tags
+    rule out (named by the patterns), with that reason as ``skip``.
+    """
     import pytest
 
     args = ["--collect-only", "-q", "-p", "no:cacheprovider", "--pyargs", "kolapy.suites"]
@@ -61,7 +85,33 @@ def list_tests(
             entry = tests[meta.name] = _describe(meta)
         if getattr(meta, "subtest", None):
             entry["subtests"].append(meta.subtest)
-    return list(tests.values())
+        entry["skip"] = plugin.skips.get(meta.name, "")
+    listed = list(tests.values())
+    if with_skipped:
+        why = dict(plugin.deselected)
+        for meta in plugin.deselected_metas:
+            if meta.name not in tests and meta.name in why:
+                tests[meta.name] = {**_describe(meta), "skip": why[meta.name]}
+                listed.append(tests[meta.name])
+    return listed
+
+
+def closing_note(tests: Sequence[dict[str, Any]], prefix: str = "") -> str:
+    """``N listed, R runnable, S skipped`` and the skip reasons with their counts,
+    over the tests whose names start with ``prefix``."""
+    from collections import Counter
+
+    tests = [t for t in tests if str(t["name"]).startswith(prefix)]
+    what = f"{prefix}* tests: " if prefix else ""
+    skipped = [t for t in tests if t.get("skip")]
+    lines = [f"kolapy: {what}{len(tests)} listed, {len(tests) - len(skipped)} runnable, "
+             f"{len(skipped)} skipped"]
+    reasons: Counter[str] = Counter()
+    for t in skipped:
+        for reason in str(t["skip"]).split("; "):
+            reasons[reason] += 1
+    lines += [f"  {n:4d}  {reason}" for reason, n in reasons.most_common()]
+    return "\n".join(lines)
 
 
 def _first_error(text: str) -> str:
@@ -91,11 +141,19 @@ def _describe(meta: Any) -> dict[str, Any]:
 
 def print_tests(tests: list[dict[str, Any]], *, as_json: bool) -> None:
     """Print the list as JSON or as a table (rich, plain when not a terminal)."""
+    from rich.console import Console
+    from rich.table import Table
+
     if as_json:
         print(json.dumps(tests, indent=2))
         return
-    from rich.console import Console
-    from rich.table import Table
+    if any(t.get("skip") for t in tests):
+        table = Table("name", "tags", "arch", "skip", "description", box=None)
+        for t in tests:
+            table.add_row(t["name"], " ".join(t["tags"]), " ".join(t["architectures"]) or "all",
+                          t.get("skip", ""), t["description"])
+        Console().print(table)
+        return
 
     table = Table("name", "tags", "arch", "description", box=None)
     for t in tests:

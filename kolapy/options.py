@@ -132,6 +132,15 @@ PYTEST_ONLY: list[tuple[str, dict[str, Any]]] = [
         ),
     ),
     (
+        "--kola-exttest",
+        dict(
+            dest="kola_exttest",
+            action="append",
+            metavar="DIR",
+            help="also run the kola external tests of DIR (DIR/tests/kola; repeatable)",
+        ),
+    ),
+    (
         "--kola-pattern",
         dict(
             dest="kola_patterns",

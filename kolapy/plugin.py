@@ -105,6 +105,11 @@ def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
     try:
+        exttest = config.getoption("kola_exttest", None)
+        if exttest:  # kola external tests (-E DIR): added before planning, like any test
+            from kolapy.external.items import collect_external
+
+            items += collect_external(session, exttest)
         config.stash[SESSION].plan_items(config, items)
     except BadInputError as exc:
         pytest.exit(f"kolapy: error: {exc}", returncode=BadInputError.exit_code)

@@ -32,6 +32,7 @@ def preflight_run(ns: argparse.Namespace, image: Path, forwarded: list[str]) -> 
     cfg = RunConfig.from_options(lambda dest, default: getattr(ns, dest, default))
     check_host_and_image(cfg, image)
     extra = [str(Path(p).absolute()) for p in getattr(ns, "tests", [])]
+    extra += [f"--kola-exttest={Path(d).absolute()}" for d in getattr(ns, "exttest", [])]
     extra += [a for a in forwarded if not a.startswith("--nestos-image=")]
     list_tests(ns.patterns, extra_args=[*extra, f"--nestos-image={image}"])
 
@@ -47,6 +48,7 @@ def pytest_args(
     args = ["-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning"]
     args += ["--pyargs", "kolapy.suites"]
     args += [str(Path(p).absolute()) for p in ns.tests]
+    args += [f"--kola-exttest={Path(d).absolute()}" for d in getattr(ns, "exttest", [])]
     args += [a for a in forwarded if not a.startswith("--nestos-image=")]
     args.append(f"--nestos-image={image}")
     args += [f"--kola-pattern={p}" for p in patterns]

@@ -107,6 +107,7 @@ def spec_for(meta: Any, cfg: RunConfig, image: Path) -> MachineSpec:
         disk_size_gib=float(min_disk) if min_disk else None,
         ignition=ignition,
         append_kargs=tuple(getattr(meta, "append_kargs", ()) or ()),
+        append_firstboot_kargs=tuple(getattr(meta, "append_firstboot_kargs", ()) or ()),
         additional_disks=tuple(getattr(meta, "additional_disks", ()) or ()),
         additional_nics=int(getattr(meta, "additional_nics", 0) or 0),
         distro=cfg.distro,

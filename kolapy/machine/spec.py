@@ -37,6 +37,9 @@ class MachineSpec:
     ignition: Any = None
     """The test's Ignition config (a dict / Ignition builder), or None."""
     append_kargs: tuple[str, ...] = ()
+    """Kernel arguments of every boot (written into the overlay's boot entries)."""
+    append_firstboot_kargs: tuple[str, ...] = ()
+    """Kernel arguments of the first boot only (the overlay's ``ignition.firstboot``)."""
     additional_disks: tuple[DiskSpec, ...] = ()
     additional_nics: int = 0
     """Extra user-mode NICs (kola ``AdditionalNics``), after the SSH one."""
