@@ -33,7 +33,7 @@ from kolapy.machine.result import CommandResult
 from kolapy.machine.spec import MachineSpec
 from kolapy.retry import retry
 from kolapy.transport.console import ConsoleLog, InteractiveConsole
-from kolapy.transport.journal import JournalLog, render_journal
+from kolapy.transport.journal import JournalLog, render_journal, split_by_boot_id
 from kolapy.transport.qmp import QmpConnection
 from kolapy.transport.ssh import BANNER_TIMEOUT, SSHConnection, SSHKeyPair
 
@@ -164,10 +164,6 @@ class QemuMachine(Machine):
         if self._proc is not None:
             raise InfraError(f"{self.name}: already started")
         pre = preflight(self.spec, self.profile)
-        if self.spec.append_kargs:
-            # GRUB boots the kernel from the disk, so QEMU's -append cannot reach it.
-            log.warning("%s: append_kargs %s ignored: use Ignition kernelArguments",
-                        self.name, " ".join(self.spec.append_kargs))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._setup_sockdir()
         self.host_key = SSHKeyPair.generate(self.workdir / "hostkey", "ssh_host_ed25519_key",
@@ -193,6 +189,13 @@ class QemuMachine(Machine):
         qemu_img = require_qemu_img()
         create_overlay(qemu_img, self.spec.image, image_format, self._paths.overlay,
                        self.spec.disk_size_gib)
+        if self.spec.append_kargs or self.spec.append_firstboot_kargs:
+            # GRUB boots the kernel from the disk, so QEMU's -append cannot reach it:
+            # edit the overlay's boot partition before the first boot, as kola does.
+            from kolapy.machine.bootedit import append_kernel_args
+
+            append_kernel_args(self._paths.overlay, self.spec.append_kargs,
+                               self.spec.append_firstboot_kargs)
         for i, disk in enumerate(self.spec.additional_disks):
             create_blank(qemu_img, self._paths.extra_disk(i), disk.size_gib)
 
@@ -378,17 +381,25 @@ class QemuMachine(Machine):
             self.check_alive()  # a dead QEMU explains a dead SSH better
             raise
 
-    def _reboot_and_reconnect(self, old_boot_id: str) -> None:
+    def _reboot_and_reconnect(self, old_boot_id: str, trigger: bool = True) -> None:
         assert self._ssh is not None
         self._watch.console_since = self._console.mark()
         self._journal_since = self._journal.mark()
         self._boot_starts.append(LogMark(self._watch.console_since, self._journal_since))
         # The connection may drop before the reply.
-        with contextlib.suppress(TransportError, TimeoutExpired):
-            self._ssh.execute("sudo systemctl reboot", self.scaled(5))
+        if trigger:
+            with contextlib.suppress(TransportError, TimeoutExpired):
+                self._ssh.execute("sudo systemctl reboot", self.scaled(5))
         self._ssh.close()
         total = self.scaled(READY_TIMEOUT)
         self._wait_ready(time.monotonic() + total, total, old_boot_id=old_boot_id)
+
+    def wait_for_reboot(self, old_boot_id: str) -> None:
+        """Follow a reboot the guest makes by itself: ready again with a new boot id."""
+        with timed(f"{self.name}: waiting for the guest's reboot"):
+            self._reboot_and_reconnect(old_boot_id, trigger=False)
+        if self.boot_id == old_boot_id:
+            raise InfraError(f"{self.name}: reboot did not happen (boot_id still {old_boot_id})")
 
     def copy_to(self, local: Path | str, remote: str) -> None:
         assert self._ssh is not None, "not connected"
@@ -447,17 +458,26 @@ class QemuMachine(Machine):
         )
 
     def _boot_slices(self) -> list[tuple[str, str]]:
-        """(console, journal) text of each boot, cut at the offsets recorded at each reboot."""
+        """(console, journal) text of each boot.
+
+        The console is cut where each reboot was requested (its file starts with the
+        previous boot's shutdown); the journal by the entries' ``_BOOT_ID``, falling
+        back to the same offsets when the boot ids do not match the reboots.
+        """
         ends: list[LogMark | None] = [*self._boot_starts[1:], None]
-        slices = []
-        for start, end in zip(self._boot_starts, ends, strict=True):
-            console = self._console.text_since(start.console_offset,
-                                               None if end is None else end.console_offset)
-            raw = self._journal.raw_since(start.journal_offset)
-            if end is not None:
-                raw = raw[: max(0, end.journal_offset - start.journal_offset)]
-            slices.append((console, render_journal(raw)))
-        return slices
+        consoles = [
+            self._console.text_since(start.console_offset,
+                                     None if end is None else end.console_offset)
+            for start, end in zip(self._boot_starts, ends, strict=True)
+        ]
+        raw = self._journal.raw_since(0)
+        journals = split_by_boot_id(raw)
+        if len(journals) != len(consoles):
+            journals = []
+            for start, end in zip(self._boot_starts, ends, strict=True):
+                stop = None if end is None else end.journal_offset
+                journals.append(raw[start.journal_offset:stop])
+        return [(c, render_journal(j)) for c, j in zip(consoles, journals, strict=True)]
 
     def _stderr(self) -> str:
         try:
