@@ -63,6 +63,27 @@ _FAILURE_LINE = re.compile(
 )
 
 
+def split_by_boot_id(data: bytes) -> list[bytes]:
+    """The JSON-lines stream cut into one chunk per boot (runs of the same ``_BOOT_ID``).
+
+    Lines without a boot id (torn, not JSON) stay with the chunk they are in.
+    """
+    chunks: list[list[bytes]] = []
+    current: str | None = None
+    for line in data.splitlines(keepends=True):
+        try:
+            boot = json.loads(line).get("_BOOT_ID")
+        except (ValueError, AttributeError):
+            boot = None
+        if boot and boot != current:
+            current = boot
+            chunks.append([])
+        if not chunks:
+            chunks.append([])
+        chunks[-1].append(line)
+    return [b"".join(c) for c in chunks]
+
+
 def failure_lines(text: str, limit: int = 15) -> list[str]:
     """The lines of a rendered journal that explain a failed boot (Ignition errors, failed
     units), at most ``limit``; empty when nothing matches."""

@@ -1,0 +1,27 @@
+"""One journal file per boot: the stream is cut by ``_BOOT_ID`` (no VM)."""
+
+from __future__ import annotations
+
+import json
+
+from kolapy.transport.journal import render_journal, split_by_boot_id
+
+
+def _line(boot: str, msg: str) -> bytes:
+    entry = {"_BOOT_ID": boot, "MESSAGE": msg, "SYSLOG_IDENTIFIER": "t"}
+    return (json.dumps(entry) + "\n").encode()
+
+
+def test_split_by_boot_id_keeps_order_and_torn_lines() -> None:
+    raw = (_line("a", "one") + _line("a", "reboot") + b"not json\n"
+           + _line("b", "Linux version 6") + _line("b", "two") + _line("c", "three"))
+    chunks = split_by_boot_id(raw)
+    assert [render_journal(c).count("\n") for c in chunks] == [2, 2, 1]
+    assert "reboot" in render_journal(chunks[0]) and "Linux version" in render_journal(chunks[1])
+    assert b"".join(chunks) == raw  # nothing lost, nothing duplicated
+
+
+def test_split_by_boot_id_one_boot_and_empty() -> None:
+    one = _line("a", "x") + _line("a", "y")
+    assert split_by_boot_id(one) == [one]
+    assert split_by_boot_id(b"") == []
