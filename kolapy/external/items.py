@@ -142,6 +142,9 @@ def collect_external(session: pytest.Session, dirs: Sequence[str]) -> list[pytes
         project = ExtProject.from_parent(session, name=str(root), nodeid=str(root), root=root,
                                          first_slot=slot)
         slot += project.shared_count
-        items += project.collect()
-    session.testscollected += len(items)
+        found = project.collect()
+        # what pytest does for collected files (the terminal's "collected N items")
+        session.ihook.pytest_collectreport(
+            report=pytest.CollectReport(project.nodeid, "passed", None, list(found)))
+        items += found
     return items
