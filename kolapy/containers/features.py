@@ -136,9 +136,17 @@ def check_network(machine: Machine, engine: Engine) -> dict[str, Any]:
                 f"rc {by_name.rc} {by_name.stderr.strip()}")
         mapping = eg.ok("port", server).strip()
         assert f"127.0.0.1:{port}" in mapping, f"`port {server}` says {mapping!r}"
-        listening = machine.succeed(f"ss -Htln 'sport = :{port}'", timeout=30)
-        assert "0.0.0.0:" not in listening and "*:" not in listening, (
-            f"port {port} asked on 127.0.0.1 is bound wider:\n{listening}")
+        # the local-address column only (the peer column reads 0.0.0.0:* for any listener)
+        locals_ = machine.succeed(f"ss -Htln 'sport = :{port}' | awk '{{print $4}}'",
+                                  timeout=30).split()
+        assert all(a == f"127.0.0.1:{port}" for a in locals_), (
+            f"port {port} asked on 127.0.0.1 is bound on {locals_}")
+        guest_ip = machine.succeed(
+            "ip -4 -o route get 10.0.2.2 | sed -n 's/.* src \\([0-9.]*\\).*/\\1/p'",
+            timeout=30).strip()
+        assert guest_ip.count(".") == 3, f"no primary guest address: {guest_ip!r}"
+        wide = machine.run(http_get(f"http://{guest_ip}:{port}/net.txt"), timeout=60)
+        assert wide.failed, f"port {port} asked on 127.0.0.1 answers on {guest_ip} too"
         fetched = machine.wait_until_succeeds(http_get(f"http://127.0.0.1:{port}/net.txt"),
                                               timeout=60).strip()
         assert fetched == token, f"published port {port} returned {fetched!r}"
