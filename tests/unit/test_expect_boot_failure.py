@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -97,3 +98,24 @@ def test_other_exceptions_pass_through() -> None:
 
 def test_mismatch_is_a_test_failure_not_an_error() -> None:
     assert issubclass(BootFailureMismatch, AssertionError)
+
+
+def test_bootwatch_error_carries_raw_journal_and_detection_time(tmp_path: Path) -> None:
+    import time
+
+    from kolapy.machine.bootwatch import BootWatch
+    from kolapy.transport.console import ConsoleLog
+    from kolapy.transport.journal import JournalLog
+
+    raw = ("\n".join(json.dumps(e) for e in FILES_FAILURE) + "\n{}\n").encode()
+    (tmp_path / "emergency.json").write_bytes(raw)
+    (tmp_path / "console.txt").write_text("")
+    watch = BootWatch("m1", ConsoleLog(tmp_path / "console.txt"),
+                      JournalLog(tmp_path / "emergency.json"), settle=0.1)
+    before = time.time()
+    with pytest.raises(EmergencyError) as info:
+        watch.check()
+    err = info.value
+    assert err.raw_journal == raw
+    assert err.detected_at is not None and before <= err.detected_at <= time.time()
+    assert analyse(err).stage == "files"
