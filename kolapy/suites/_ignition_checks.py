@@ -136,3 +136,21 @@ def check_once_second_boot(machine: Any, old_boot_id: str, marker: str, log: str
     assert machine.run(["test", "-e", marker]).rc != 0, f"{marker} came back: Ignition re-ran"
     runs = machine.succeed(["cat", log])
     assert runs == "changed\n", f"{log} after the reboot: {runs!r}: Ignition appended again"
+
+
+def check_remote(machine: Any, directory: str, present: list[str], absent: list[str]) -> None:
+    """Each file in ``present`` holds ``from <name>`` (the config that wrote it was
+    fetched and applied); none in ``absent`` exists (its config was replaced)."""
+    for name in present:
+        have = machine.run(["cat", f"{directory}/{name}"])
+        assert have.rc == 0, f"{directory}/{name} missing: the config writing it was not applied"
+        assert have.stdout == f"from {name}\n", f"{directory}/{name}: {have.stdout!r}"
+    for name in absent:
+        assert machine.run(["test", "-e", f"{directory}/{name}"]).rc != 0, (
+            f"{directory}/{name} exists: the replaced config was applied too")
+
+
+def check_kargs(machine: Any, karg: str) -> None:
+    """``karg`` is on the running kernel's command line."""
+    cmdline = machine.succeed("cat /proc/cmdline").split()
+    assert karg in cmdline, f"{karg} not on the kernel command line: {cmdline}"

@@ -26,8 +26,10 @@ from kolapy.suites import _ignition_configs as cfgs
 from kolapy.suites._ignition_checks import (
     assert_no_mismatch,
     check_hostname,
+    check_kargs,
     check_once_first_boot,
     check_once_second_boot,
+    check_remote,
     check_storage,
     check_systemd_effects,
     check_user_login,
@@ -73,9 +75,7 @@ def test_kargs(machine: Machine, machine_factory: Any) -> None:
         pytest.skip(missing)
     karg = "kolapy.ignition_karg=1"
     cfg = Ignition().add_kernel_arguments(should_exist=[karg])
-    booted = machine_factory(ignition=cfg)
-    cmdline = booted.succeed("cat /proc/cmdline").split()
-    assert karg in cmdline, f"{karg} not on the kernel command line: {cmdline}"
+    check_kargs(machine_factory(ignition=cfg), karg)
 
 
 @kola(name="ignition.storage", ignition=cfgs.storage_config(), tags=["ignition"],
@@ -132,10 +132,8 @@ def test_remote(machine_factory: Any, host_http: Any, tmp_path: Path) -> None:
         host_http(served, machine)
 
     machine = machine_factory(ignition=base, on_start=serve)
-    for name in ("replaced", "merged-plain", "merged-hashed"):
-        have = machine.succeed(["cat", f"{cfgs.REMOTE_DIR}/{name}"])
-        assert have == f"from {name}\n", f"{cfgs.REMOTE_DIR}/{name}: {have!r}"
-    machine.fail(["test", "-e", f"{cfgs.REMOTE_DIR}/replaced-away"])
+    check_remote(machine, cfgs.REMOTE_DIR, ["replaced", "merged-plain", "merged-hashed"],
+                 ["replaced-away"])
 
 
 # --------------------------------------------------------------------------- failures

@@ -183,3 +183,27 @@ def test_configs_are_valid_and_stable(tmp_path: Path) -> None:
     storage = cfgs.storage_config().to_dict()
     units = {u["name"]: u for u in storage["systemd"]["units"]}
     assert "var-mnt-data.mount" in units and units["var-mnt-data.mount"]["enabled"] is True
+
+
+REMOTE_OK = {
+    f"cat {cfgs.REMOTE_DIR}/replaced": "from replaced\n",
+    f"cat {cfgs.REMOTE_DIR}/merged-plain": "from merged-plain\n",
+    f"cat {cfgs.REMOTE_DIR}/merged-hashed": "from merged-hashed\n",
+}
+
+
+@pytest.mark.parametrize("change", [
+    {f"cat {cfgs.REMOTE_DIR}/replaced": (1, "")},
+    {f"cat {cfgs.REMOTE_DIR}/merged-hashed": (1, "")},
+    {f"cat {cfgs.REMOTE_DIR}/merged-plain": "from elsewhere\n"},
+    {f"test -e {cfgs.REMOTE_DIR}/replaced-away": (0, "")},
+], ids=["not-replaced", "hashed-merge-lost", "wrong-content", "base-applied"])
+def test_remote_fails(change: dict[str, Any]) -> None:
+    _expect_failure(lambda g: checks.check_remote(
+        g, cfgs.REMOTE_DIR, ["replaced", "merged-plain", "merged-hashed"], ["replaced-away"]),
+        REMOTE_OK, change)
+
+
+def test_kargs_check_fails_without_the_argument() -> None:
+    _expect_failure(lambda g: checks.check_kargs(g, "kolapy.x=1"),
+                    {"cat /proc/cmdline": "root=x kolapy.x=1\n"}, {"cat /proc/cmdline": "root=x\n"})
