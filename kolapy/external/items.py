@@ -113,7 +113,8 @@ class ExtTestItem(pytest.Item):
         self.user_properties.append(("kola_note", output))
         if not result.passed:
             tail = "\n".join(result.journal.splitlines()[-30:])
-            raise ExtTestFailed(f"{self.test.name}: {result.reason}\n{tail}")
+            # the reason last: reports take a failure's last line as its message
+            raise ExtTestFailed(f"{tail}\n{self.test.name}: {result.reason}")
 
     def timeout_s(self, machine: Any) -> float:
         """``timeoutMin`` as written; kola's default 10 min scaled like every wait."""
