@@ -16,6 +16,8 @@ EXTERNAL = Path(__file__).parent / "tests_external"
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # also when pytest runs from elsewhere and only imports kolapy from this checkout
+    config.addinivalue_line("markers", "vm: boots a virtual machine (slow under TCG)")
     if hasattr(config, "workerinput"):
         return  # xdist workers get the option from the controller
     if config.args_source is not pytest.Config.ArgsSource.TESTPATHS:

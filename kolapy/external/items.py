@@ -110,11 +110,10 @@ class ExtTestItem(pytest.Item):
             seen.append((machine, machine.log_mark()))
         result = run_test(machine, self.test, self.slot, self.timeout_s(machine))
         output = render(result)
-        self.user_properties.append(("kola_note", output))
+        self.user_properties.append(("kola_note", output))  # the report's output
+        print(output)  # pytest shows it with a failure
         if not result.passed:
-            tail = "\n".join(result.journal.splitlines()[-30:])
-            # the reason last: reports take a failure's last line as its message
-            raise ExtTestFailed(f"{tail}\n{self.test.name}: {result.reason}")
+            raise ExtTestFailed(f"{self.test.name}: {result.reason}")
 
     def timeout_s(self, machine: Any) -> float:
         """``timeoutMin`` as written; kola's default 10 min scaled like every wait."""

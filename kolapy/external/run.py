@@ -118,8 +118,9 @@ def verdict(props: dict[str, str]) -> tuple[bool, str] | None:
 
 
 def _journal(machine: GuestMachine, unit: str) -> str:
-    res = machine.run(["sudo", "journalctl", "-b", "--no-pager", "-o", "short-precise",
-                       "-u", unit], timeout=120)
+    # --sync first: the last lines of a test that just exited may still be in flight
+    res = machine.run(f"sudo journalctl --sync; sudo journalctl -b --no-pager "
+                      f"-o short-precise -u {shlex.quote(unit)}", timeout=120)
     return str(getattr(res, "stdout", ""))
 
 
