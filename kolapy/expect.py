@@ -38,6 +38,8 @@ _STAGE_FAILED = re.compile(
     r"|Failed to start Ignition \((?P<desc>[a-z-]+)\)"
 )
 _IGNITION_ERROR = re.compile(r"\b(error|failed|failure)\b", re.IGNORECASE)
+_NOT_AN_ERROR = re.compile(r"resource requires networking")
+"""fetch-offline's note that the config needs the network: the normal path, not a failure."""
 
 
 class BootFailureMismatch(AssertionError):
@@ -56,7 +58,8 @@ class BootFailure:
     ignition_lines: list[str] = field(default_factory=list)
     """Ignition's own error lines from the initramfs journal."""
     failed_at: float | None = None
-    """Guest clock (epoch seconds) of the first line that reports the failure."""
+    """Guest clock (epoch seconds) of the failure: the failing unit's line, else Ignition's
+    first error."""
     dumped_at: float | None = None
     """Guest clock of the last journal entry sent to the host (the emergency dump)."""
     detected_at: float | None = None
@@ -129,19 +132,22 @@ def analyse(error: EmergencyError) -> BootFailure:
     """Read the failing stage, Ignition's errors and the timings out of ``error``."""
     failure = BootFailure(error=error, detected_at=error.detected_at)
     entries = journal_entries(error.raw_journal)
+    first_error: float | None = None
     for entry in entries:
         text = _message(entry)
         ident = str(entry.get("SYSLOG_IDENTIFIER", ""))
-        if ident == "ignition" and _IGNITION_ERROR.search(text):
+        if (ident == "ignition" and _IGNITION_ERROR.search(text)
+                and not _NOT_AN_ERROR.search(text)):
             failure.ignition_lines.append(text)
-            if failure.failed_at is None:
-                failure.failed_at = _seconds(entry)
+            if first_error is None:
+                first_error = _seconds(entry)
         match = _STAGE_FAILED.search(text)
         if match and not failure.stage:
             failure.stage = match.group("unit") or match.group("unit2") or match.group("desc")
             failure.stage_line = f"{ident}: {text}" if ident else text
-            if failure.failed_at is None:
-                failure.failed_at = _seconds(entry)
+            failure.failed_at = _seconds(entry)
+    if failure.failed_at is None:
+        failure.failed_at = first_error
     if entries:
         failure.dumped_at = _seconds(entries[-1])
     return failure
