@@ -13,16 +13,17 @@ depends() {
 
 install() {
     inst_multiple mountpoint dirname touch mount umount rm rmdir mkdir cat sleep \
-        readlink journalctl modprobe
+        readlink journalctl modprobe ip sort head
     # Debian's Ignition relabels for SELinux after the files stage; there is no
     # SELinux here, so setfiles is a no-op (FACTS 1).
     inst_script "$moddir/noop-setfiles" /usr/sbin/setfiles
     inst_script "$moddir/kolapy-mount-var" /usr/sbin/kolapy-mount-var
     inst_script "$moddir/kolapy-dump-journal" /usr/sbin/kolapy-dump-journal
     inst_script "$moddir/kolapy-firstboot-complete" /usr/sbin/kolapy-firstboot-complete
+    inst_script "$moddir/kolapy-neednet" /usr/sbin/kolapy-neednet
     local u
     for u in kolapy-mount-var.service kolapy-dump-journal.service \
-             kolapy-firstboot-complete.service; do
+             kolapy-firstboot-complete.service kolapy-neednet.service; do
         inst_simple "$moddir/$u" "$systemdsystemunitdir/$u"
     done
     inst_simple "$moddir/ignition-files-selinux.conf" \
@@ -34,6 +35,9 @@ install() {
         "$systemdsystemunitdir/ignition-diskful.target.requires/kolapy-mount-var.service"
     ln_r "$systemdsystemunitdir/kolapy-firstboot-complete.service" \
         "$systemdsystemunitdir/ignition-complete.target.requires/kolapy-firstboot-complete.service"
+    # Skipped (condition) unless ignition-fetch-offline asked for the network.
+    ln_r "$systemdsystemunitdir/kolapy-neednet.service" \
+        "$systemdsystemunitdir/ignition-complete.target.requires/kolapy-neednet.service"
     ln_r "$systemdsystemunitdir/kolapy-dump-journal.service" \
         "$systemdsystemunitdir/emergency.target.wants/kolapy-dump-journal.service"
 }
