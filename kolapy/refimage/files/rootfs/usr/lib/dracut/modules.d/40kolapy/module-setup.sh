@@ -26,8 +26,12 @@ install() {
              kolapy-firstboot-complete.service kolapy-neednet.service; do
         inst_simple "$moddir/$u" "$systemdsystemunitdir/$u"
     done
-    inst_simple "$moddir/ignition-files-selinux.conf" \
-        "$systemdsystemunitdir/ignition-files.service.d/10-kolapy-selinux.conf"
+    # The mount stage relabels too (a filesystem with a path: Butane's with_mount_unit).
+    local stage
+    for stage in mount files; do
+        inst_simple "$moddir/ignition-files-selinux.conf" \
+            "$systemdsystemunitdir/ignition-$stage.service.d/10-kolapy-selinux.conf"
+    done
     mkdir -p "$initdir$systemdsystemunitdir/ignition-diskful.target.requires" \
              "$initdir$systemdsystemunitdir/ignition-complete.target.requires" \
              "$initdir$systemdsystemunitdir/emergency.target.wants"
