@@ -72,6 +72,10 @@ def _parser() -> argparse.ArgumentParser:
                     help="also list the kola external tests of DIR (DIR/tests/kola; repeatable)")
     ls.add_argument("--tag", dest="kola_tags", action="append", default=[], metavar="TAG",
                     help="select by tag as `run` does (repeatable; !TAG excludes)")
+    ls.add_argument("--distro", dest="kola_distro", choices=["nestos", "fcos"],
+                    help="judge distro filters for this distro (as `run --distro`)")
+    ls.add_argument("--arch", dest="kola_arch", choices=["x86_64", "aarch64"],
+                    help="judge architecture filters for this arch (as `run --arch`)")
 
     image = sub.add_parser("image", help="the reference image")
     isub = image.add_subparsers(dest="image_verb", required=True, metavar="ACTION")
@@ -127,6 +131,8 @@ def _list(ns: argparse.Namespace) -> int:
     extra = [str(Path(p).absolute()) for p in ns.tests]
     extra += [f"--kola-exttest={Path(d).absolute()}" for d in ns.exttest]
     extra += [f"--tag={t}" for t in ns.kola_tags]
+    extra += [f"--distro={ns.kola_distro}"] if ns.kola_distro else []
+    extra += [f"--arch={ns.kola_arch}"] if ns.kola_arch else []
     tests = list_tests(ns.patterns, extra_args=extra, with_skipped=bool(ns.exttest))
     print_tests(tests, as_json=ns.json)
     if ns.exttest:
