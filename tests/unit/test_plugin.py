@@ -54,6 +54,7 @@ def fake_boot(self, spec, artifact_name):
     return m
 
 MachinePool.boot = fake_boot
+MachinePool.boot_or_restore = fake_boot  # fakes cannot be saved and restored
 """
 
 TESTS = """
