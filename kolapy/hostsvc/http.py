@@ -18,6 +18,15 @@ class _Server(socketserver.ThreadingUnixStreamServer):
     requests: list[str]
     lock: threading.Lock
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hung up (guest rebooted, connection reset) goes to the log,
+        # not as a traceback on the test run's stderr.
+        import sys
+
+        exc = sys.exc_info()[1]
+        with self.lock, self.log_path.open("a") as f:
+            f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} connection error: {exc!r}\n")
+
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
     server: _Server

@@ -10,8 +10,9 @@ concurrent kolapy runs on one host see each other.  A machine is admitted when
 
 and waits (polling) otherwise.  A guest touches its memory lazily, so what a
 running machine still may take is its reservation minus QEMU's resident size.
-Entries of dead processes are ignored and removed.  A machine that could not
-fit even on an empty host is admitted alone rather than waiting forever.
+Entries of dead processes are ignored and removed.  A machine bigger than the
+host's total memory (or the cap) never waits: it starts at once, and QEMU says
+what it cannot allocate.
 
 ``KOLAPY_HOST_MEMORY_MIB`` caps the memory kolapy believes the host has (for
 sharing a host with other work, and for tests of this module).
@@ -58,6 +59,18 @@ def mem_available_mib() -> int:
         # The cap is for everything kolapy runs: subtract what its machines hold now.
         return min(avail, int(limit) - sum(rss_mib(e.pid) for e in _entries(ledger_dir())))
     return avail
+
+
+def host_total_mib() -> int:
+    """MemTotal from /proc/meminfo, capped by ``KOLAPY_HOST_MEMORY_MIB``."""
+    total = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                total = int(line.split()[1]) // 1024
+                break
+    limit = os.environ.get(ENV_LIMIT)
+    return min(total, int(limit)) if limit else total
 
 
 def rss_mib(pid: int | None) -> int:
@@ -155,9 +168,13 @@ def admit(
     while True:
         with FileLock(str(d / ".lock")):
             entries = _entries(d)
-            outstanding = sum(max(0, e.reserve_mib - rss_mib(e.pid)) for e in entries)
+            total = host_total_mib()
+            outstanding = sum(max(0, min(e.reserve_mib, total) - rss_mib(e.pid))
+                              for e in entries)
             free = mem_available_mib() - outstanding
-            if free >= need or not entries:
+            # Waiting helps only if the machine could ever fit: one bigger than the host
+            # starts at once (QEMU then reports what it cannot allocate).
+            if free >= need or not entries or need > total:
                 path = d / f"{os.getpid()}-{uuid.uuid4().hex[:8]}.json"
                 path.write_text(json.dumps({"owner": os.getpid(), "pid": None,
                                             "reserve_mib": need, "machine": machine}))

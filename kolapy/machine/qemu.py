@@ -234,6 +234,7 @@ class QemuMachine(Machine):
             if not _PORT_TAKEN.search(last_err):
                 break
             log.info("%s: port %d was taken, retrying", self.name, self.ssh_port)
+        self._reservation.release()  # nothing runs: give the memory back at once
         raise BootError(
             f"{self.name}: QEMU failed to start: {last_err.strip() or 'no output'}\n"
             f"command: {' '.join(self._argv)}"

@@ -115,3 +115,14 @@ def test_cli_parallel_auto() -> None:
     assert _parallel("3") == 3
     with pytest.raises(Exception, match="at least 1"):
         _parallel("0")
+
+
+def test_a_machine_bigger_than_the_host_never_waits(host: Path) -> None:
+    running = admit("a", 1024, ledger=host)
+    huge = admit("toobig", 64 * 1024 * 1024, ledger=host, timeout=0.5, poll=0.05)
+    assert huge.waited_s == 0
+    # ...and its reservation, capped at the host's size, does not starve the others forever
+    huge.release()
+    other = admit("b", 1024, ledger=host, timeout=1)
+    running.release()
+    other.release()
