@@ -380,7 +380,9 @@ def _sync_journal(machine: Any, mark: Any, token: str, wait: float = 5.0) -> Non
     try:
         if run(["logger", "-t", "kolapy", token], timeout=10).failed:
             return
-        end = time.monotonic() + wait
+        # Under emulation on a loaded host the stream can lag by more than a few seconds.
+        scaled = getattr(machine, "scaled", None)
+        end = time.monotonic() + (scaled(wait) if callable(scaled) else wait)
         while time.monotonic() < end:
             if token in machine.logs_since(mark)[1]:
                 return
