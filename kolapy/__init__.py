@@ -20,7 +20,7 @@ _EXPORTS = {
     "Machine": "kolapy.machine.base",
     "MachineSpec": "kolapy.machine.spec",
     "DiskSpec": "kolapy.machine.spec",
-    "CommandResult": "kolapy.machine.result",
+    "CommandResult": "kolapy.result",
     "Ignition": "kolapy.ignition",
     "Arch": "kolapy.enums",
     "Firmware": "kolapy.enums",
@@ -50,9 +50,9 @@ if TYPE_CHECKING:
     from kolapy.expect import BootFailure, expect_boot_failure
     from kolapy.ignition import Ignition
     from kolapy.machine.base import Machine
-    from kolapy.machine.result import CommandResult
     from kolapy.machine.spec import DiskSpec, MachineSpec
     from kolapy.meta import KolaMeta, kola
+    from kolapy.result import CommandResult
 
 
 def __getattr__(name: str) -> Any:

@@ -18,7 +18,7 @@ from kolapy.containers.archive import ImageArchive
 from kolapy.containers.busybox import test_image
 from kolapy.containers.engines import Engine
 from kolapy.machine.base import Machine
-from kolapy.machine.result import CommandResult
+from kolapy.result import CommandResult
 
 #: Default base timeout of one engine command (scaled for TCG by the machine).
 ENGINE_TIMEOUT = 120.0

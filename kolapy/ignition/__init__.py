@@ -6,8 +6,7 @@ Everything a test author needs::
     from kolapy.ignition import embed_in_iso, read_from_iso
 """
 
-from kolapy.ignition.butane import butane_to_ignition
-from kolapy.ignition.config import Ignition, data_url
+from kolapy.ignition.config import Ignition, butane_to_ignition, data_url
 from kolapy.ignition.harness import harness_fragment
 from kolapy.ignition.iso import embed_in_iso, read_from_iso
 from kolapy.ignition.spec import DEFAULT_VERSION, SUPPORTED_VERSIONS

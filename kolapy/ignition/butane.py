@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from kolapy.errors import BadInputError
-from kolapy.ignition.config import Ignition, data_url
+from kolapy.ignition.dataurl import data_url
 
 # Butane version -> Ignition spec version, per variant.  fcos: Butane's docs.
 # nestos: NestOS's Butane documents nestos 1.0.0 -> Ignition 3.3.0; 1.1.0 is
@@ -211,10 +211,12 @@ def _mount_units(body: dict[str, Any], tr: _Translator) -> None:
         units.append({"name": mount_unit_name(fs["path"]), "enabled": True, "contents": text})
 
 
-def butane_to_ignition(yaml_text: str, *, source: str | None = None) -> Ignition:
-    """Translate a Butane document (variant fcos or nestos) to an :class:`Ignition`.
+def butane_to_dict(yaml_text: str, *, source: str | None = None) -> dict[str, Any]:
+    """Translate a Butane document (variant fcos or nestos) to an Ignition config dict.
 
-    ``source`` (a file name) prefixes error messages.
+    ``source`` (a file name) prefixes error messages.  :class:`~kolapy.ignition.Ignition`
+    wraps the result (``butane_to_ignition``, ``Ignition.load``); this module does not
+    import it, so the two never import each other.
     """
     tr = _Translator(source)
     try:
@@ -244,4 +246,4 @@ def butane_to_ignition(yaml_text: str, *, source: str | None = None) -> Ignition
         raise tr.fail("kernel_arguments", f"needs {variant} 1.4.0 or newer")
     _mount_units(body, tr)
     body["ignition"] = {"version": spec, **body.get("ignition", {})}
-    return Ignition.from_dict(body, source=source)
+    return body

@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-import base64
 import copy
 import json
 import os
-import urllib.parse
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from kolapy.errors import BadInputError
+from kolapy.ignition.butane import butane_to_dict
+from kolapy.ignition.dataurl import data_url
 from kolapy.ignition.merge import merge_configs
 from kolapy.ignition.spec import DEFAULT_VERSION, newer_version
 
 BUTANE_SUFFIXES = (".bu", ".yaml", ".yml")
-
-
-def data_url(contents: str | bytes) -> str:
-    """Encode file contents as a ``data:`` URL Ignition accepts.
-
-    Text is percent-encoded (readable in the JSON); bytes are base64.
-    """
-    if isinstance(contents, str):
-        return "data:," + urllib.parse.quote(contents, safe="")
-    return "data:;base64," + base64.b64encode(contents).decode("ascii")
 
 
 def _owner(name: str | int | None) -> dict[str, Any] | None:
@@ -88,8 +78,6 @@ class Ignition:
         except (OSError, UnicodeDecodeError) as e:
             raise BadInputError(f"{p}: cannot read Ignition config: {e}") from None
         if p.suffix in BUTANE_SUFFIXES:
-            from kolapy.ignition.butane import butane_to_ignition  # butane imports us
-
             return butane_to_ignition(text, source=str(p))
         return cls.from_json(text, source=str(p))
 
@@ -279,3 +267,11 @@ class Ignition:
         )
         version = newer_version(self.version or DEFAULT_VERSION, "3.3.0")
         return self._add({"ignition": {"version": version}, "kernelArguments": kargs})
+
+
+def butane_to_ignition(yaml_text: str, *, source: str | None = None) -> Ignition:
+    """Translate a Butane document (variant fcos or nestos) to an :class:`Ignition`.
+
+    ``source`` (a file name) prefixes error messages; see :mod:`kolapy.ignition.butane`.
+    """
+    return Ignition.from_dict(butane_to_dict(yaml_text, source=source), source=source)

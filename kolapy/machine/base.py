@@ -18,7 +18,7 @@ from pathlib import Path
 
 from kolapy.enums import Arch
 from kolapy.errors import CommandFailedError, InfraError, TimeoutExpired
-from kolapy.machine.result import CommandResult
+from kolapy.result import CommandResult
 from kolapy.retry import retry
 
 log = logging.getLogger("kolapy.machine")

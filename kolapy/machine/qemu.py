@@ -29,8 +29,8 @@ from kolapy.machine.preflight import preflight, require_qemu_img
 # Re-exported for the plugin: SIGTERM/SIGHUP -> kill every QEMU, then unwind like Ctrl-C.
 from kolapy.machine.process import install_signal_handlers, kill_all  # noqa: F401
 from kolapy.machine.qemu_command import MachinePaths, QemuCommand
-from kolapy.machine.result import CommandResult
 from kolapy.machine.spec import MachineSpec
+from kolapy.result import CommandResult
 from kolapy.retry import retry
 from kolapy.transport.console import ConsoleLog, InteractiveConsole
 from kolapy.transport.journal import JournalLog, render_journal, split_by_boot_id

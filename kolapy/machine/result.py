@@ -1,24 +1,5 @@
-"""The result of one command run on a machine."""
+"""Kept for imports written before :class:`CommandResult` moved to :mod:`kolapy.result`."""
 
-from __future__ import annotations
+from kolapy.result import CommandResult
 
-from dataclasses import dataclass
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    """Exit code and output of a command; ``succeeded`` when ``rc == 0``."""
-
-    command: str
-    rc: int
-    stdout: str
-    stderr: str
-    duration: float
-
-    @property
-    def succeeded(self) -> bool:
-        return self.rc == 0
-
-    @property
-    def failed(self) -> bool:
-        return self.rc != 0
+__all__ = ["CommandResult"]

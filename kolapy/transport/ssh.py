@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kolapy.errors import TimeoutExpired, TransportError
-from kolapy.machine.result import CommandResult
+from kolapy.result import CommandResult
 from kolapy.retry import retry
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from kolapy.containers.ignition import (
 )
 from kolapy.enums import Arch
 from kolapy.machine.base import LogMark, Machine
-from kolapy.machine.result import CommandResult
+from kolapy.result import CommandResult
 
 PODMAN_INFO = """\
 host:

@@ -9,7 +9,7 @@ import pytest
 
 from kolapy.ignition import validate
 from kolapy.machine.base import to_shell
-from kolapy.machine.result import CommandResult
+from kolapy.result import CommandResult
 from kolapy.suites import _ignition_checks as checks
 from kolapy.suites import _ignition_configs as cfgs
 

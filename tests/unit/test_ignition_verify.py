@@ -17,7 +17,7 @@ from kolapy.ignition.verify import (
     expected_content,
     mismatches,
 )
-from kolapy.machine.result import CommandResult
+from kolapy.result import CommandResult
 from kolapy.suites import _ignition_configs as cfgs
 
 NAMES = {"nobody": 65534, "adm": 4, "root": 0}

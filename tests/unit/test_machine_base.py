@@ -12,7 +12,7 @@ import pytest
 from kolapy.enums import Arch
 from kolapy.errors import CommandFailedError, InfraError, TimeoutExpired
 from kolapy.machine.base import LogMark, Machine, to_shell
-from kolapy.machine.result import CommandResult
+from kolapy.result import CommandResult
 
 
 class LocalMachine(Machine):
