@@ -24,6 +24,9 @@ Description=kolapy: stream the journal to the test harness
 # Only under kolapy: the port exists when the harness asked QEMU for it.
 ConditionPathExists=/dev/virtio-ports/{JOURNAL_PORT}
 After=systemd-journald.service
+# Stop only after the login sessions have (shutdown reverses this order): the
+# last entries of a boot, such as the reboot a test requested, reach the harness.
+Before=systemd-user-sessions.service ssh.service sshd.service
 # Never give up restarting: losing the stream hides the test's evidence.
 StartLimitIntervalSec=0
 

@@ -36,20 +36,15 @@ def render_entry(entry: dict[str, Any]) -> str:
 def render_journal(data: str | bytes) -> str:
     """Render a JSON-lines journal stream as text; stops at the ``{}`` end marker.
 
-    A torn last line (the stream is live) and lines that are not JSON are skipped.
+    A torn last line (the stream is live) and lines that are not JSON are skipped;
+    an entry glued to a torn one (see :func:`parse_line`) is kept.
     """
     if isinstance(data, bytes):
         data = data.decode("utf-8", errors="replace")
     lines: list[str] = []
     for raw in data.splitlines():
-        raw = raw.strip()
-        if not raw:
-            continue
-        try:
-            entry = json.loads(raw)
-        except json.JSONDecodeError:
-            continue
-        if not isinstance(entry, dict):
+        entry = parse_line(raw)
+        if entry is None:
             continue
         if not entry:
             break  # The initramfs writes {} after its last entry.
@@ -63,6 +58,39 @@ _FAILURE_LINE = re.compile(
 )
 
 
+def parse_line(line: str | bytes) -> dict[str, Any] | None:
+    """One line of ``journalctl -o json`` as a dict, or None when it holds no entry.
+
+    A streamer killed mid-entry at shutdown leaves a torn line with no newline, and
+    the next boot's first entry (its kernel banner) is glued to it. The complete entry
+    at its end is read, so it is not lost with the torn one.
+    """
+    text = line.decode("utf-8", errors="replace") if isinstance(line, bytes) else line
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        entry = json.loads(text)
+    except json.JSONDecodeError:
+        entry = _glued_entry(text)
+    return entry if isinstance(entry, dict) else None
+
+
+def _glued_entry(text: str) -> Any:
+    """The complete entry that ends a torn line: the longest suffix that parses.
+
+    journalctl does not put the fields in a fixed order, so each ``{"`` is tried
+    from the left; one inside a string value leaves an unbalanced suffix.
+    """
+    start = text.find('{"', 1)
+    while start > 0:
+        try:
+            return json.loads(text[start:])
+        except json.JSONDecodeError:
+            start = text.find('{"', start + 1)
+    return None
+
+
 def split_by_boot_id(data: bytes) -> list[bytes]:
     """The JSON-lines stream cut into one chunk per boot (runs of the same ``_BOOT_ID``).
 
@@ -71,10 +99,8 @@ def split_by_boot_id(data: bytes) -> list[bytes]:
     chunks: list[list[bytes]] = []
     current: str | None = None
     for line in data.splitlines(keepends=True):
-        try:
-            boot = json.loads(line).get("_BOOT_ID")
-        except (ValueError, AttributeError):
-            boot = None
+        entry = parse_line(line)
+        boot = None if entry is None else entry.get("_BOOT_ID")
         if boot and boot != current:
             current = boot
             chunks.append([])
