@@ -179,7 +179,14 @@ def _parallel(text: str) -> int | str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``kolapy`` console script."""
-    ns = _parser().parse_args(argv)
+    from kolapy.kola_aliases import translate
+
+    try:  # kola's spellings (-p qemu, --qemu-image ...) become kolapy's own
+        args = translate(sys.argv[1:] if argv is None else argv)
+    except BadInputError as exc:
+        print(f"kolapy: error: {exc}", file=sys.stderr)
+        return BadInputError.exit_code
+    ns = _parser().parse_args(args)
     try:
         return VERBS[ns.verb](ns)
     except BadInputError as exc:

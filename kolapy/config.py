@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kolapy.disksize import parse_size
 from kolapy.enums import Accel, Arch, Firmware
 
 DEFAULT_MEMORY_MIB = 2048
@@ -22,6 +23,8 @@ class RunConfig:
     firmware: Firmware = Firmware.BIOS
     accel: Accel = Accel.AUTO
     memory_mib: int = DEFAULT_MEMORY_MIB
+    disk_size: str | None = None
+    """Every machine's disk (``10G``, or ``+5G`` over the image's size); None: the image's."""
     distro: str = "nestos"
     platform: str = "qemu"
     output_dir: Path | None = None
@@ -61,6 +64,9 @@ class RunConfig:
         memory = int(get("kola_memory", None) or DEFAULT_MEMORY_MIB)
         if memory < 256:
             raise ValueError(f"--memory {memory} MiB is too small (at least 256)")
+        disk_size = get("kola_disk_size", None) or None
+        if disk_size:
+            parse_size(disk_size)  # ValueError naming it
         out = get("kola_output_dir", None)
         deny = get("kola_denylist", None)
         return cls(
@@ -69,6 +75,7 @@ class RunConfig:
             firmware=firmware_v,
             accel=accel_v,
             memory_mib=memory,
+            disk_size=disk_size,
             distro=get("kola_distro", None) or "nestos",
             output_dir=Path(out).absolute() if out else None,
             patterns=tuple(get("kola_patterns", None) or ()),

@@ -50,6 +50,15 @@ OPTIONS: list[tuple[str, dict[str, Any]]] = [
         ),
     ),
     (
+        "--disk-size",
+        dict(
+            dest="kola_disk_size",
+            metavar="SIZE",
+            help="each machine's disk: SIZE (10G) or +SIZE more than the image (+5G); "
+            "a test's minDisk may raise it (default: the image's size)",
+        ),
+    ),
+    (
         "--distro",
         dict(
             dest="kola_distro",

@@ -26,11 +26,13 @@ def preflight_run(ns: argparse.Namespace, image: Path, forwarded: list[str]) -> 
     that rejects patterns matching nothing and invalid test configs.
     """
     from kolapy.config import RunConfig
+    from kolapy.disksize import disk_gib
     from kolapy.listing import list_tests
     from kolapy.session import check_host_and_image
 
     cfg = RunConfig.from_options(lambda dest, default: getattr(ns, dest, default))
     check_host_and_image(cfg, image)
+    disk_gib(cfg.disk_size, image)  # --disk-size smaller than the image: exit 2 now
     extra = [str(Path(p).absolute()) for p in getattr(ns, "tests", [])]
     extra += [f"--kola-exttest={Path(d).absolute()}" for d in getattr(ns, "exttest", [])]
     extra += [a for a in forwarded if not a.startswith("--nestos-image=")]

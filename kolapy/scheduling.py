@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from kolapy.config import RunConfig
+from kolapy.disksize import disk_gib
 from kolapy.enums import Arch, Firmware
 from kolapy.machine.spec import MachineSpec
 
@@ -104,7 +105,7 @@ def spec_for(meta: Any, cfg: RunConfig, image: Path) -> MachineSpec:
         arch=cfg.arch,
         firmware=firmware,
         memory_mib=memory,
-        disk_size_gib=float(min_disk) if min_disk else None,
+        disk_size_gib=max(float(min_disk), disk_gib(cfg.disk_size, image) or 0.0) or None,
         ignition=ignition,
         append_kargs=tuple(getattr(meta, "append_kargs", ()) or ()),
         append_firstboot_kargs=tuple(getattr(meta, "append_firstboot_kargs", ()) or ()),

@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 from kolapy.config import RunConfig
+from kolapy.disksize import disk_gib
 from kolapy.machine.spec import MachineSpec
 from kolapy.pool import MachinePool
 
@@ -30,6 +31,7 @@ def spawn(ns: argparse.Namespace) -> int:
         arch=cfg.arch,
         firmware=cfg.firmware,
         memory_mib=cfg.memory_mib,
+        disk_size_gib=disk_gib(cfg.disk_size, image),
         ignition=ignition,
         distro=cfg.distro,
     )
