@@ -91,6 +91,10 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-console", help="run the badness checks on saved logs")
     check.add_argument("files", nargs="+", metavar="FILE")
+
+    report = sub.add_parser("report", help="write OUTPUT_DIR/reports/report.html again "
+                            "from the files of a finished or interrupted run")
+    report.add_argument("output_dir", metavar="OUTPUT_DIR")
     return parser
 
 
@@ -154,6 +158,13 @@ def _check_console(ns: argparse.Namespace) -> int:
     return 1 if any(has_failure(hits) for hits in found.values()) else 0
 
 
+def _report(ns: argparse.Namespace) -> int:
+    from kolapy.report.html import regenerate
+
+    print(regenerate(Path(ns.output_dir)))
+    return 0
+
+
 VERBS = {
     "run": _run,
     "run-upgrade": _run_upgrade,
@@ -161,6 +172,7 @@ VERBS = {
     "list": _list,
     "spawn": _spawn,
     "check-console": _check_console,
+    "report": _report,
 }
 
 

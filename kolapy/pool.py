@@ -242,6 +242,7 @@ class MachinePool:
                 if machine.hub is not None:
                     machine.hub.close()
             return
+        self._event("stopping", machine)  # the timeline's stop segment starts here
         try:
             machine.stop()
         finally:

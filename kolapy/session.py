@@ -7,6 +7,7 @@ something lives here or in the library modules it calls.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,8 @@ class KolaSession:
     deselected_reasons: list[tuple[str, str]] = field(default_factory=list)
     _pool: MachinePool | None = None
     _image: Path | None = None
+    started: float = field(default_factory=time.time)
+    """When this process's run began (epoch seconds): the report's time zero."""
 
     # -- set-up --------------------------------------------------------------
     @classmethod
@@ -272,6 +275,10 @@ class KolaSession:
             warnings.append("denylisted with warn: failure reported as WARN")
         if warnings:
             props.append((KEY_WARN, warnings))
+        from kolapy.report.events import emit_test
+
+        emit_test(self.output_dir, plan.full_name, [m.name for m, _ in machines],
+                  call.start, call.stop, report.outcome, worker=self.worker_id)
 
     def boot_fresh(self, item: pytest.Item, overrides: dict[str, Any],
                    on_start: Any = None) -> Any:
@@ -307,16 +314,17 @@ class KolaSession:
 
     def finish(self, session: pytest.Session, exitstatus: int) -> None:
         """Controller: write reports and the summary; everyone: wait on kept machines."""
-        if self.is_worker or self.collector is None:
+        if self.is_worker:
             return
-        records = self.collector.records()
+        records = self.collector.records() if self.collector is not None else []
         if not records:
+            self._finish_interrupted(session, exitstatus)
             return
         from kolapy.report import write_all
         from kolapy.report.outdir import make_output_dir
 
         make_output_dir(self.output_dir, self.cfg.platform)
-        write_all(self.output_dir, records, self.properties(session))
+        write_all(self.output_dir, records, self.properties(session, exitstatus))
         tr = session.config.pluginmanager.get_plugin("terminalreporter")
         if tr is not None:
             from kolapy.report.summary import render_summary
@@ -324,15 +332,34 @@ class KolaSession:
             render_summary(records, tr)
             tr.write_line(f"kolapy: reports in {self.output_dir / 'reports'}")
 
-    def properties(self, session: pytest.Session) -> dict[str, Any]:
+    def _finish_interrupted(self, session: pytest.Session, exitstatus: int) -> None:
+        """A run cut before any test finished still gets its page (the machines it booted)."""
+        from kolapy.report.events import events_path
+
+        if exitstatus != pytest.ExitCode.INTERRUPTED or not self.plans:
+            return
+        if not events_path(self.output_dir).exists():
+            return
+        from kolapy.report.html import write_html
+        from kolapy.report.properties import write_properties
+
+        props = self.properties(session, exitstatus)
+        write_properties(self.output_dir, props)
+        write_html(self.output_dir, [], props)
+
+    def properties(self, session: pytest.Session, exitstatus: int | None = None) -> dict[str, Any]:
+        import datetime as dt
         import platform as _platform
         import sys
 
         from kolapy import __version__
+        from kolapy.report.properties import image_checksum
 
+        image = self._image or self.cfg.image
         return {
             "command_line": sys.argv,
-            "image": str(self._image or self.cfg.image or "reference"),
+            "image": str(image or "reference"),
+            "image_sha256": image_checksum(image) if image is not None else None,
             "arch": str(self.cfg.arch),
             "platform": self.cfg.platform,
             "firmware": str(self.cfg.firmware),
@@ -340,6 +367,9 @@ class KolaSession:
             "distro": self.cfg.distro,
             "kolapy_version": __version__,
             "python_version": _platform.python_version(),
+            "start_time": dt.datetime.fromtimestamp(self.started, dt.UTC).isoformat(),
+            "end_time": dt.datetime.now(dt.UTC).isoformat(),
+            "exit_status": None if exitstatus is None else int(exitstatus),
         }
 
     def close(self) -> None:

@@ -1,8 +1,9 @@
-"""Reports: output dir layout, JUnit, kola's report.json, TAP, properties, summary.
+"""Reports: output dir layout, JUnit, kola's report.json, TAP, properties, HTML, summary.
 
 ``write_all(out, records, properties)`` writes every file report at once::
 
-    <out>/reports/junit.xml  <out>/reports/report.json  <out>/test.tap  <out>/properties.json
+    <out>/reports/junit.xml  <out>/reports/report.json  <out>/reports/report.html
+    <out>/test.tap  <out>/properties.json
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from kolapy.report.model import Result, SubtestRecord, TestRecord
 
 
 def write_all(out: Path, records: Sequence[TestRecord], properties: Mapping[str, Any]) -> None:
-    """Write junit.xml, report.json, test.tap and properties.json under ``out``."""
+    """Write junit.xml, report.json, test.tap, properties.json and report.html under ``out``."""
+    from kolapy.report.html import write_html
     from kolapy.report.junit import write_junit
     from kolapy.report.kola_json import write_report_json
     from kolapy.report.properties import write_properties
@@ -27,6 +29,7 @@ def write_all(out: Path, records: Sequence[TestRecord], properties: Mapping[str,
     write_report_json(out, records, properties)
     write_tap(out, records)
     write_properties(out, properties)
+    write_html(out, records, properties)  # last: it reads the event log the run left
 
 
 __all__ = ["Result", "SubtestRecord", "TestRecord", "write_all"]

@@ -9,6 +9,10 @@ later reading::
     {"t": 1764250000.5, "event": "booting", "machine": "gw0-1", "test": "basic", "worker": "gw0"}
     {"t": 1764250148.9, "event": "ready", "machine": "gw0-1", "test": "basic", "worker": "gw0"}
     {"t": 1764250170.2, "event": "stopped", "machine": "gw0-1", "test": "", "worker": "gw0"}
+
+Besides machine events, each test that ran on machines logs one ``test`` event
+when its body ends (``start``/``stop`` in epoch seconds, pytest's ``outcome``,
+the ``machines``); the HTML report draws its timeline from both.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from typing import Any
 log = logging.getLogger("kolapy.events")
 
 EVENTS_FILE = "events.jsonl"
-MACHINE_EVENTS = ("waiting", "booting", "ready", "failed", "stopped")
+MACHINE_EVENTS = ("waiting", "booting", "ready", "failed", "stopping", "stopped")
+TEST_EVENT = "test"
 
 
 def events_path(output_dir: Path) -> Path:
@@ -65,6 +70,32 @@ def emit(
             os.close(fd)
     except OSError as exc:
         log.warning("could not log machine event to %s: %s", path, exc)
+
+
+def emit_test(
+    output_dir: Path,
+    test: str,
+    machines: list[str],
+    start: float,
+    stop: float,
+    outcome: str,
+    worker: str = "",
+) -> None:
+    """Log that ``test`` ran on ``machines`` from ``start`` to ``stop`` (epoch seconds)."""
+    emit(
+        output_dir,
+        TEST_EVENT,
+        machines[0] if machines else "",
+        test=test,
+        worker=worker,
+        detail={"machines": machines, "start": round(start, 3), "stop": round(stop, 3),
+                "outcome": outcome},
+    )
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    """Every event of an event log (damaged lines skipped; a missing file has none)."""
+    return EventTail(path, from_start=True).read()
 
 
 class EventTail:

@@ -32,6 +32,7 @@ from kolapy.report.collector import (
 
 OUTCOMES = ("PASS", "WARN", "FAIL", "ERROR", "SKIP")
 RECENT = 5
+_SHOWN = ("waiting", "booting", "ready", "failed", "stopped")
 """How many finished tests the live view lists."""
 
 
@@ -114,6 +115,8 @@ class RunProgress:
     def machine_event(self, event: Mapping[str, Any]) -> None:
         """Apply one event from the event log (unknown kinds are ignored)."""
         kind = str(event.get("event", ""))
+        if kind not in _SHOWN:
+            return  # e.g. a test's timing or a machine stopping: the timeline's, not ours
         name = str(event.get("machine", ""))
         t = float(event.get("t") or self.clock())
         with self.lock:

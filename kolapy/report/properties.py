@@ -34,6 +34,14 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def image_checksum(path: str | Path) -> str | None:
+    """Hex SHA-256 of the image under test, or None when it is not a readable file."""
+    try:
+        return file_sha256(Path(path)) if Path(path).is_file() else None
+    except OSError:
+        return None
+
+
 def collect_properties(
     *,
     command_line: list[str] | None = None,

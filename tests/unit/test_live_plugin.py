@@ -126,6 +126,9 @@ def test_plain_lines_replace_pytest_dots_when_not_a_tty(run) -> None:
     assert [e["event"] for e in _events(out) if e["machine"] == "gw-1"] == [
         "booting",
         "ready",
+        "test",  # suite/one and suite/two: the report's timeline
+        "test",
+        "stopping",
         "stopped",
     ]
 
