@@ -21,6 +21,8 @@ PKGS=(
   # services guests reach on the host (kolapy.hostsvc): the per-connection relay QEMU
   # runs, a real container registry, and busybox for locally built test images
   socat docker-registry busybox-static
+  # kolapy's own tests open reports/report.html in a real (headless) browser
+  chromium
 )
 
 missing=()

@@ -16,6 +16,7 @@ from kolapy.report.events import emit, emit_test
 from kolapy.report.html import regenerate, render_html, write_html
 from kolapy.report.model import Result, SubtestRecord, TestRecord
 from kolapy.report.timeline import build_timeline, run_events
+from tests.browser import Browser, chromium_path
 
 pytest_plugins = ["pytester"]
 
@@ -245,3 +246,33 @@ def test_a_pytest_run_writes_the_page(pytester: pytest.Pytester, tmp_path: Path)
     before = html
     regenerate(out)
     assert (out / "reports/report.html").read_text() == before
+
+
+# -- in a real browser ---------------------------------------------------------------
+
+READY = "document.body && document.body.dataset.ready === '1'"
+
+
+@pytest.mark.skipif(chromium_path() is None, reason="chromium is not installed (./setup.sh)")
+def test_page_in_headless_chromium(tmp_path: Path) -> None:
+    """Filters and search work, the excerpt is visible, a console <script> is only text."""
+    page = write_html(tmp_path, _records(), PROPS, _events())
+    with Browser() as b:
+        b.open(page.as_uri(), READY)
+        assert b.eval("document.title").startswith("kolapy FAIL")  # no log's script ran
+        assert b.eval("document.querySelectorAll('svg .lane').length") == 2
+        assert b.eval("document.querySelector('#t-basic-useradd .excerpt pre')"
+                      ".checkVisibility()")
+        # open the console slice: the <script> of the log is on screen, as text
+        b.eval("document.querySelector('#t-basic-ssh-port details summary').click()")
+        shown = b.eval("document.querySelector('#t-basic-ssh-port pre.console').innerText")
+        assert SCRIPT in shown
+        b.eval("document.querySelector('input[data-result=PASS]').click()")
+        visible = b.eval("[...document.querySelectorAll('.entry')]"
+                         ".filter(e => e.checkVisibility()).map(e => e.id)")
+        assert visible == ["t-basic", "t-basic-useradd", "t-isula.base", "t-podman.base"]
+        b.eval("const s = document.getElementById('search'); s.value = 'isula';"
+               "s.dispatchEvent(new Event('input'))")
+        assert b.eval("document.getElementById('shown').textContent") == "1 of 5 shown"
+        shot = b.screenshot(tmp_path / "page.png")
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
