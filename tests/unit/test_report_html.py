@@ -39,7 +39,10 @@ def _records() -> list[TestRecord]:
     err = TestRecord("podman.base", Result.ERROR, 30.0, machines=["gw-2"],
                      message="BootError: no SSH", output="BootError: no SSH\ntraceback",
                      restored={"gw-2": "gw-t1"})
-    return [basic, skip, err]
+    warn = TestRecord("ostree.hotfix", Result.WARN, 4.0, machines=["gw-1"],
+                      output="soft lockup: watchdog: BUG: soft lockup - CPU#0 stuck",
+                      warnings=["soft lockup: watchdog: BUG: soft lockup - CPU#0 stuck"])
+    return [basic, skip, err, warn]
 
 
 def _events() -> list[dict[str, object]]:
@@ -99,9 +102,9 @@ def _page(tmp_path: Path) -> str:
 def test_summary_counts_leaves_and_run_facts(tmp_path: Path) -> None:
     html = _page(tmp_path)
     counts = dict(re.findall(r'data-count="(\w+)"><b>([^<]+)</b>', html))
-    # pytest's units: 2 subtests of basic, isula.base, podman.base
-    assert counts == {"FAIL": "1", "ERROR": "1", "WARN": "0", "PASS": "1", "SKIP": "1",
-                      "total": "4", "wall": "1m00s"}
+    # pytest's units: 2 subtests of basic, isula.base, podman.base, ostree.hotfix
+    assert counts == {"FAIL": "1", "ERROR": "1", "WARN": "1", "PASS": "1", "SKIP": "1",
+                      "total": "5", "wall": "1m00s"}
     assert 'id="overall">FAIL<' in html
     for fact in ("nestos-x86_64.qcow2", "ab" * 32, "x86_64", "qemu", "kolapy run basic"):
         assert fact in html, fact
@@ -270,9 +273,10 @@ def test_page_in_headless_chromium(tmp_path: Path) -> None:
         b.eval("document.querySelector('input[data-result=PASS]').click()")
         visible = b.eval("[...document.querySelectorAll('.entry')]"
                          ".filter(e => e.checkVisibility()).map(e => e.id)")
-        assert visible == ["t-basic", "t-basic-useradd", "t-isula.base", "t-podman.base"]
+        assert visible == ["t-basic", "t-basic-useradd", "t-isula.base", "t-podman.base",
+                           "t-ostree.hotfix"]
         b.eval("const s = document.getElementById('search'); s.value = 'isula';"
                "s.dispatchEvent(new Event('input'))")
-        assert b.eval("document.getElementById('shown').textContent") == "1 of 5 shown"
+        assert b.eval("document.getElementById('shown').textContent") == "1 of 6 shown"
         shot = b.screenshot(tmp_path / "page.png")
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
