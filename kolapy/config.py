@@ -18,6 +18,8 @@ class RunConfig:
     """Settings of one kolapy run (the same on the controller and every xdist worker)."""
 
     image: Path | None = None
+    iso: Path | None = None
+    """``--nestos-iso``: machines boot this live ISO (config embedded in a private copy)."""
     """The OS image; None means the reference image for ``arch``."""
     arch: Arch = Arch.X86_64
     firmware: Firmware = Firmware.BIOS
@@ -50,6 +52,7 @@ class RunConfig:
         Raises ``ValueError`` naming a bad value.
         """
         image = get("nestos_image", None) or os.environ.get("KOLAPY_IMAGE") or None
+        iso = get("nestos_iso", None) or None
         arch = get("kola_arch", None) or os.environ.get("KOLAPY_ARCH") or "x86_64"
         accel = get("kola_accel", None) or os.environ.get("KOLAPY_ACCEL") or "auto"
         firmware = get("kola_firmware", None) or "bios"
@@ -71,6 +74,7 @@ class RunConfig:
         deny = get("kola_denylist", None)
         return cls(
             image=Path(image).expanduser().absolute() if image else None,
+            iso=Path(iso).expanduser().absolute() if iso else None,
             arch=Arch.parse(arch),
             firmware=firmware_v,
             accel=accel_v,

@@ -19,6 +19,15 @@ OPTIONS: list[tuple[str, dict[str, Any]]] = [
         ),
     ),
     (
+        "--nestos-iso",
+        dict(
+            dest="nestos_iso",
+            metavar="ISO",
+            help="boot every machine from this live ISO (config embedded into a private copy; "
+            "the iso.* scenarios default to the reference live ISO)",
+        ),
+    ),
+    (
         "--arch",
         dict(
             dest="kola_arch",

@@ -100,6 +100,8 @@ def spec_for(meta: Any, cfg: RunConfig, image: Path) -> MachineSpec:
         from kolapy.ignition import Ignition
 
         ignition = Ignition.load(Path(ignition))
+    if cfg.iso is not None:  # --nestos-iso: the live system (disk0 stays blank)
+        image = cfg.iso
     return MachineSpec(
         image=image,
         arch=cfg.arch,
@@ -112,4 +114,5 @@ def spec_for(meta: Any, cfg: RunConfig, image: Path) -> MachineSpec:
         additional_disks=tuple(getattr(meta, "additional_disks", ()) or ()),
         additional_nics=int(getattr(meta, "additional_nics", 0) or 0),
         distro=cfg.distro,
+        boot_media="iso" if cfg.iso else "disk",
     )

@@ -42,7 +42,7 @@ class EmbedArea:
     length: int
 
 
-def _iso9660_name(path: str) -> str:
+def iso9660_name(path: str) -> str:
     """``images/ignition.img`` -> ``/IMAGES/IGNITION.IMG;1`` (8.3, upper case)."""
     *dirs, last = path.strip("/").upper().split("/")
     stem, _, ext = last.partition(".")
@@ -50,7 +50,8 @@ def _iso9660_name(path: str) -> str:
     return "/" + "/".join([*(d[:8] for d in dirs), name])
 
 
-def _record(iso: pycdlib.PyCdlib, long_path: str, short_path: str) -> object | None:
+def find_record(iso: pycdlib.PyCdlib, long_path: str, short_path: str) -> object | None:
+    """The directory record of a file: by Rock Ridge or Joliet name, else ISO9660 name."""
     lookups = [{"iso_path": short_path}]
     if iso.has_rock_ridge():
         lookups.insert(0, {"rr_path": long_path})
@@ -73,7 +74,7 @@ def find_embed_area(iso_path: Path) -> EmbedArea:
         raise BadInputError(f"{iso_path}: not a readable ISO image: {e}") from None
     try:
         for long_path, short_path in IGNINFO_PATHS:
-            if _record(iso, long_path, short_path) is None:
+            if find_record(iso, long_path, short_path) is None:
                 continue
             buf = io.BytesIO()
             iso.get_file_from_iso_fp(buf, iso_path=short_path)
@@ -84,7 +85,7 @@ def find_embed_area(iso_path: Path) -> EmbedArea:
                 raise BadInputError(
                     f"{iso_path}: {long_path} does not name the embed file"
                 ) from None
-            rec = _record(iso, "/" + name.strip("/"), _iso9660_name(name))
+            rec = find_record(iso, "/" + name.strip("/"), iso9660_name(name))
             if rec is None:
                 raise BadInputError(f"{iso_path}: embed file {name!r} (from {long_path}) missing")
             start = rec.extent_location() * iso.logical_block_size  # type: ignore[attr-defined]

@@ -44,6 +44,8 @@ READY_TIMEOUT = 120.0
 2-core host running several TCG guests really needs minutes)."""
 COMMAND_TIMEOUT = 60.0
 """Base seconds a command may run by default."""
+ISO_DISK_GIB = 12.0
+"""ISO machines' blank disk0 (kola's testiso target disk is 12 GiB)."""
 POWERDOWN_TIMEOUT = 3.0
 """Seconds a graceful ACPI shutdown may take before QEMU is terminated (not scaled: the
 journal is streamed live and the overlay is thrown away, so waiting longer buys nothing)."""
@@ -163,18 +165,26 @@ class QemuMachine(Machine):
         """Check inputs, write overlay + config, and launch QEMU (does not wait for SSH)."""
         if self._proc is not None:
             raise InfraError(f"{self.name}: already started")
+        if self.spec.is_iso:  # a non-ISO or a non-live ISO: one line, exit 2, no boot
+            from kolapy.iso.media import check_live_iso
+
+            check_live_iso(self.spec.image)
         pre = preflight(self.spec, self.profile)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._setup_sockdir()
-        self.host_key = SSHKeyPair.generate(self.workdir / "hostkey", "ssh_host_ed25519_key",
-                                            comment=f"kolapy-host-{self.name}")
+        if self.host_key is None:  # a caller may set it first (an installed system's config)
+            self.host_key = SSHKeyPair.generate(self.workdir / "hostkey", "ssh_host_ed25519_key",
+                                                comment=f"kolapy-host-{self.name}")
         config = machine_config(
             self.spec.ignition, distro=self.spec.distro, ssh_key=self.ssh_key,
             host_key=self.host_key, source=f"{self.name} Ignition config",
         )
         config.write(self._paths.ignition)
         self.ignition = config.to_dict()
-        self._create_disks(pre.image_format)
+        if self.spec.is_iso:
+            self._create_iso_disks(config)
+        else:
+            self._create_disks(pre.image_format)
         if pre.firmware.vars_template is not None:
             shutil.copyfile(pre.firmware.vars_template, self._paths.uefi_vars)
         self._launch(pre)
@@ -198,6 +208,39 @@ class QemuMachine(Machine):
                                self.spec.append_firstboot_kargs)
         for i, disk in enumerate(self.spec.additional_disks):
             create_blank(qemu_img, self._paths.extra_disk(i), disk.size_gib)
+
+    def _create_iso_disks(self, config: Any) -> None:
+        """A live ISO machine: a private copy of the ISO (config embedded, serial
+        console karg appended) and a blank disk0 to install to."""
+        from kolapy.iso.media import prepare_live_iso
+
+        qemu_img = require_qemu_img()
+        create_blank(qemu_img, self._paths.overlay, self.spec.disk_size_gib or ISO_DISK_GIB)
+        console = f"console={self.profile.console},115200"
+        prepare_live_iso(self.spec.image, self._paths.live_iso,
+                         config if self.spec.embed_config else None,
+                         append_kargs=(console, *self.spec.append_kargs),
+                         as_disk=self.spec.boot_media == "iso-as-disk")
+        for i, disk in enumerate(self.spec.additional_disks):
+            create_blank(qemu_img, self._paths.extra_disk(i), disk.size_gib)
+
+    def wait_for_port(self, port: str, text: str, timeout: float | None = None) -> float:
+        """Wait until ``text`` arrived on the virtio port ``port`` (ISO machines:
+        ``testisocompletion``, ``nestos.liveiso-success``); return the seconds waited.
+        ``timeout`` is a base value (scaled).  Fails fast if the boot is lost."""
+        path = self._paths.port_file(port)
+        total = self.scaled(timeout or READY_TIMEOUT)
+        start = time.monotonic()
+        with timed(f"{self.name}: waiting for {text!r} on port {port}"):
+            while True:
+                if path.exists() and text in path.read_text(errors="replace"):
+                    return time.monotonic() - start
+                self.check_alive()
+                if time.monotonic() - start > total:
+                    raise TimeoutExpired(
+                        f"{self.name}: no {text!r} on port {port} within {total:.0f}s\n"
+                        f"console tail:\n{self._console.tail(20)}")
+                time.sleep(0.5)
 
     def _launch(self, pre: Any) -> None:
         from kolapy.machine.memory import admit

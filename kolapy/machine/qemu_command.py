@@ -16,6 +16,10 @@ HARNESS_JOURNAL_PORT = "kolapy.journal"
 
 FW_CFG_IGNITION = "opt/com.coreos/config"
 
+ISO_PORTS = ("testisocompletion", "nestos.liveiso-success")
+"""virtio-serial ports of ISO machines, as kola's testiso has them: the scenarios'
+progress (``live-test-OK`` ...) and the live ISO's autologin success."""
+
 
 @dataclass(frozen=True)
 class MachinePaths:
@@ -38,6 +42,15 @@ class MachinePaths:
 
     def extra_disk(self, index: int) -> Path:
         return self.workdir / f"disk{index + 1}.qcow2"
+
+    @property
+    def live_iso(self) -> Path:
+        """ISO machines: the private copy of the ISO (config embedded)."""
+        return self.workdir / "live.iso"
+
+    def port_file(self, port: str) -> Path:
+        """Where a testiso virtio port's output goes (``testisocompletion`` ...)."""
+        return self.workdir / f"port-{port}.txt"
 
     @property
     def ignition(self) -> Path:
@@ -109,6 +122,7 @@ class QemuCommand:
             "-drive",
             f"if=none,id=disk0,file={p.overlay},format=qcow2,discard=unmap,cache=unsafe",
             "-device", "virtio-blk-pci,drive=disk0,bootindex=1",
+            *self._iso_args(),
             *self._extra_disk_args(),
             *self._ignition_args(),
             "-nic",
@@ -128,12 +142,35 @@ class QemuCommand:
             "-chardev", f"file,id=journal,path={p.journal}",
             "-device",
             f"virtserialport,bus=vserial0.0,chardev=journal,name={HARNESS_JOURNAL_PORT}",
+            *self._iso_port_args(),
             "-device", "virtio-rng-pci",
             "-chardev", f"socket,id=qmp0,path={p.qmp_socket},server=on,wait=off",
             "-mon", "chardev=qmp0,mode=control",
         ]
         if self.incoming:
             args += ["-incoming", self.incoming]
+        return args
+
+    def _iso_args(self) -> list[str]:
+        if not self.spec.is_iso:
+            return []
+        iso = self.paths.live_iso
+        if self.spec.boot_media == "iso-as-disk":
+            return ["-drive", f"if=none,id=livedisk,file={iso},format=raw,readonly=on",
+                    "-device", "virtio-blk-pci,drive=livedisk,bootindex=2"]
+        # virtio-scsi: the firmware boots it and the Debian cloud kernel has its driver
+        # (it has no AHCI, q35's IDE controller).
+        return ["-device", "virtio-scsi-pci,id=scsi0",
+                "-drive", f"if=none,id=livecd,file={iso},format=raw,media=cdrom,readonly=on",
+                "-device", "scsi-cd,bus=scsi0.0,drive=livecd,bootindex=2"]
+
+    def _iso_port_args(self) -> list[str]:
+        if not self.spec.is_iso:
+            return []
+        args: list[str] = []
+        for i, port in enumerate(ISO_PORTS):
+            args += ["-chardev", f"file,id=isoport{i},path={self.paths.port_file(port)}",
+                     "-device", f"virtserialport,bus=vserial0.0,chardev=isoport{i},name={port}"]
         return args
 
     def _firmware_args(self) -> list[str]:

@@ -72,6 +72,8 @@ def restorable(spec: MachineSpec) -> str | None:
         return "a cluster member (private network)"
     if spec.additional_disks:
         return "additional disks"
+    if spec.is_iso:
+        return "a live ISO machine (its CD-ROM is a private copy)"
     return None
 
 

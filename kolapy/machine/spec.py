@@ -46,4 +46,18 @@ class MachineSpec:
     private_nics: tuple[Any, ...] = ()
     """NICs on a private segment shared with other machines (:mod:`kolapy.machine.privnet`)."""
     distro: str = "nestos"
+    boot_media: str = "disk"
+    """``disk``: ``image`` is a disk image (qcow2/raw) booted through an overlay.
+    ``iso``: ``image`` is a live ISO, booted as a CD-ROM from a private copy with the
+    machine's config embedded (:mod:`kolapy.iso.media`); ``iso-as-disk``: the same
+    copy attached as a disk (El Torito disabled, as kola's iso-as-disk).  ISO machines
+    also get a blank ``disk0`` of ``disk_size_gib`` (default 12 GiB) to install to."""
+    embed_config: bool = True
+    """ISO machines: embed the machine's Ignition config (False: boot the ISO without
+    one, e.g. the live ISO's autologin mode; such a machine has no SSH)."""
     name: str = field(default="", compare=False)
+
+    @property
+    def is_iso(self) -> bool:
+        """True when ``image`` is a live ISO."""
+        return self.boot_media != "disk"

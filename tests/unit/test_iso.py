@@ -1,0 +1,196 @@
+"""Live ISO pieces without a VM: kargs areas, the private copy, newc trees, rootfs.img,
+the installer's YAML parsing, the ISO machine's QEMU command line."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pycdlib
+import pytest
+
+from kolapy.errors import BadInputError
+from kolapy.ignition import Ignition, read_from_iso
+from kolapy.iso import kargs as kargs_mod
+from kolapy.iso.build import FILES, KARGS_AREA_SIZE, grub_config
+from kolapy.iso.media import ELTORITO_BREAK_AT, check_live_iso, prepare_live_iso
+from kolapy.iso.newc import SQUASHFS_OFFSET, tree_archive, write_rootfs_img
+
+DEFAULT = "nestos.liveiso=TEST ignition.firstboot ignition.platform.id=metal"
+
+
+def make_live_iso(path: Path, *, kargs_json: bool = True) -> Path:
+    """A small look-alike of the reference live ISO: embed area, kargs.json + grub.cfg."""
+    iso = pycdlib.PyCdlib()
+    iso.new(interchange_level=1, rock_ridge="1.09", joliet=3)
+
+    def add_dir(short: str, long: str) -> None:
+        iso.add_directory("/" + short, rr_name=long.rsplit("/", 1)[-1], joliet_path="/" + long)
+
+    def add_file(short: str, long: str, data: bytes) -> None:
+        iso.add_fp(io.BytesIO(data), len(data), "/" + short + ";1",
+                   rr_name=long.rsplit("/", 1)[1], joliet_path="/" + long)
+
+    cfg, offset = grub_config(DEFAULT)
+    add_dir("NESTOS", "nestos")
+    add_file("NESTOS/IGNINFO.JSO", "nestos/igninfo.json",
+             json.dumps({"file": "images/ignition.img"}).encode())
+    if kargs_json:
+        add_file("NESTOS/KARGS.JSO", "nestos/kargs.json", json.dumps({
+            "default": DEFAULT, "size": KARGS_AREA_SIZE,
+            "files": [{"path": "boot/grub/grub.cfg", "offset": offset}]}).encode())
+    add_dir("IMAGES", "images")
+    add_file("IMAGES/IGNITION.IMG", "images/ignition.img", bytes(256 * 1024))
+    add_dir("BOOT", "boot")
+    add_dir("BOOT/GRUB", "boot/grub")
+    add_file("BOOT/GRUB/GRUB.CFG", "boot/grub/grub.cfg", cfg.encode())
+    iso.write(str(path))
+    iso.close()
+    return path
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_grub_config_area() -> None:
+    cfg, offset = grub_config(DEFAULT)
+    raw = cfg.encode()
+    area = raw[offset:offset + KARGS_AREA_SIZE]
+    assert area.startswith((DEFAULT + "\n#").encode())
+    assert area.rstrip(b"#") == (DEFAULT + "\n").encode()
+    # The kargs end the linux line; the padding is a comment line of its own.
+    assert raw[:offset].endswith(b"linux /images/pxeboot/vmlinuz ")
+    assert "initrd /images/pxeboot/initrd.img /images/ignition.img" in cfg
+
+
+def test_find_and_write_kargs(tmp_path: Path) -> None:
+    iso = make_live_iso(tmp_path / "live.iso")
+    areas = kargs_mod.find_kargs_areas(iso)
+    assert areas.current == DEFAULT and areas.default == DEFAULT
+    assert areas.size == KARGS_AREA_SIZE and len(areas.areas) == 1
+    new = kargs_mod.modify(areas.current, append=["console=ttyS0,115200"],
+                           delete=["ignition.firstboot"],
+                           replace=["ignition.platform.id=metal=qemu"])
+    assert new == ("nestos.liveiso=TEST ignition.platform.id=qemu console=ttyS0,115200")
+    kargs_mod.write_kargs(iso, areas, new)
+    assert kargs_mod.find_kargs_areas(iso).current == new
+
+
+def test_modify_errors() -> None:
+    with pytest.raises(BadInputError, match="not present"):
+        kargs_mod.modify("a b", delete=["c"])
+    with pytest.raises(BadInputError, match="KEY=OLD=NEW"):
+        kargs_mod.modify("a=1", replace=["a=1"])
+
+
+def test_kargs_too_large(tmp_path: Path) -> None:
+    iso = make_live_iso(tmp_path / "live.iso")
+    areas = kargs_mod.find_kargs_areas(iso)
+    with pytest.raises(BadInputError, match="too large"):
+        kargs_mod.write_kargs(iso, areas, "x" * KARGS_AREA_SIZE)
+
+
+def test_private_copy_embeds_and_appends(tmp_path: Path) -> None:
+    src = make_live_iso(tmp_path / "live.iso")
+    before = sha(src)
+    config = Ignition().add_file("/etc/motd", "from the ISO\n")
+    dst = prepare_live_iso(src, tmp_path / "copy.iso", config,
+                           append_kargs=("console=ttyS0,115200", "nestos.liveiso=TEST"))
+    assert sha(src) == before
+    got = read_from_iso(dst)
+    assert got is not None and got.to_dict() == config.to_dict()
+    # An argument already there is not added twice.
+    assert kargs_mod.find_kargs_areas(dst).current == DEFAULT + " console=ttyS0,115200"
+    plain = prepare_live_iso(src, tmp_path / "plain.iso", None, as_disk=True)
+    assert read_from_iso(plain) is None
+    with plain.open("rb") as f:
+        f.seek(ELTORITO_BREAK_AT)
+        assert f.read(2) == b"NO"
+
+
+def test_not_an_iso_or_not_live(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.iso"
+    junk.write_bytes(b"\0" * 65536)
+    with pytest.raises(BadInputError, match="not an ISO 9660 image"):
+        check_live_iso(junk)
+    with pytest.raises(BadInputError, match="does not exist"):
+        check_live_iso(tmp_path / "missing.iso")
+    plain = pycdlib.PyCdlib()
+    plain.new(interchange_level=1)
+    plain.add_fp(io.BytesIO(b"hi"), 2, "/README.TXT;1")
+    plain.write(str(tmp_path / "plain.iso"))
+    plain.close()
+    with pytest.raises(BadInputError, match="no Ignition embed area"):
+        check_live_iso(tmp_path / "plain.iso")
+    no_kargs = make_live_iso(tmp_path / "nokargs.iso", kargs_json=False)
+    with pytest.raises(BadInputError, match="no kernel-argument areas"):
+        check_live_iso(no_kargs)
+
+
+@pytest.mark.skipif(shutil.which("cpio") is None, reason="GNU cpio is not installed")
+def test_tree_archive_is_read_by_gnu_cpio(tmp_path: Path) -> None:
+    out = tmp_path / "x"
+    out.mkdir()
+    data = tree_archive(FILES / "live-initrd")
+    subprocess.run(["cpio", "-id", "--quiet"], input=data, cwd=out, check=True)
+    script = out / "usr/sbin/kolapy-live-root"
+    assert script.read_bytes() == (FILES / "live-initrd/usr/sbin/kolapy-live-root").read_bytes()
+    assert script.stat().st_mode & stat.S_IXUSR
+    assert (out / "usr/lib/systemd/system/initrd-root-fs.target.d").is_dir()
+
+
+def test_rootfs_img_member_offset(tmp_path: Path) -> None:
+    squash = tmp_path / "root.squashfs"
+    squash.write_bytes(b"hsqs" + b"x" * 1001)
+    out = tmp_path / "rootfs.img"
+    write_rootfs_img(squash, out)
+    raw = out.read_bytes()
+    assert SQUASHFS_OFFSET == 124
+    assert raw[124:128] == b"hsqs" and raw[124:124 + 1005] == squash.read_bytes()
+    assert raw[110:124].rstrip(b"\0") == b"root.squashfs"
+    assert b"TRAILER!!!" in raw[-128:]
+
+
+def test_installer_reads_kola_yaml(tmp_path: Path) -> None:
+    conf = tmp_path / "installer.d"
+    conf.mkdir()
+    (conf / "10-mantle.yaml").write_text(
+        "dest-device: /dev/vda\nignition-file: /var/opt/x.ign\nconsole:\n- ttyS0,115200n8\n"
+        "append-karg:\n- rd.debug\noffline: true\n")
+    (conf / "20-more.yaml").write_text("append-karg: [a=1, 'b']  # comment\n")
+    script = FILES / "live/usr/libexec/kolapy/nestos-install"
+    out = subprocess.run(["sh", str(script), "--print-config"], capture_output=True, text=True,
+                         env={"NESTOS_INSTALLER_CONFIG_DIR": str(conf), "PATH": "/usr/bin:/bin"},
+                         check=True).stdout
+    assert "dest-device=/dev/vda\n" in out
+    assert "ignition-file=/var/opt/x.ign\n" in out
+    assert "kargs=console=ttyS0,115200n8 rd.debug a=1 b\n" in out
+
+
+def test_iso_machine_command_line(tmp_path: Path) -> None:
+    from kolapy.enums import Accel
+    from kolapy.machine.platform import ResolvedFirmware, load_platform
+    from kolapy.machine.qemu_command import MachinePaths, QemuCommand
+    from kolapy.machine.spec import MachineSpec
+
+    spec = MachineSpec(image=tmp_path / "x.iso", boot_media="iso")
+    paths = MachinePaths.for_workdir(tmp_path)
+    argv = QemuCommand(spec, load_platform("x86_64"), Accel.TCG, paths, 2222,
+                       ResolvedFirmware(spec.firmware)).argv()
+    line = " ".join(argv)
+    assert f"file={paths.live_iso},format=raw,media=cdrom,readonly=on" in line
+    assert "scsi-cd,bus=scsi0.0,drive=livecd,bootindex=2" in line
+    assert "name=testisocompletion" in line and "name=nestos.liveiso-success" in line
+    disk = QemuCommand(MachineSpec(image=tmp_path / "x.iso", boot_media="iso-as-disk"),
+                       load_platform("x86_64"), Accel.TCG, paths, 2222,
+                       ResolvedFirmware(spec.firmware)).argv()
+    assert "virtio-blk-pci,drive=livedisk,bootindex=2" in " ".join(disk)
+    plain = QemuCommand(MachineSpec(image=tmp_path / "x.qcow2"), load_platform("x86_64"),
+                        Accel.TCG, paths, 2222, ResolvedFirmware(spec.firmware)).argv()
+    assert "testisocompletion" not in " ".join(plain)
