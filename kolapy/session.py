@@ -18,6 +18,7 @@ import pytest
 from kolapy.config import RunConfig
 from kolapy.errors import BadInputError, InfraError
 from kolapy.pool import MachinePool
+from kolapy.report.bootlog import BootLogs
 from kolapy.scheduling import share_key, spec_for
 
 log = logging.getLogger("kolapy")
@@ -53,6 +54,8 @@ class KolaSession:
     collector: Any = None
     deselected_reasons: list[tuple[str, str]] = field(default_factory=list)
     _pool: MachinePool | None = None
+    boot_logs: BootLogs = field(default_factory=BootLogs)
+    """Attaches each machine's boot to the first testcase that used it."""
     _image: Path | None = None
     started: float = field(default_factory=time.time)
     """When this process's run began (epoch seconds): the report's time zero."""
@@ -244,7 +247,7 @@ class KolaSession:
         for m, mark in machines:
             try:
                 _sync_journal(m, mark, f"kolapy: end of {plan.full_name}")
-                console, journal = m.logs_since(mark)
+                console, journal = self.boot_logs.slice(m, mark)  # + its boot, on first use
             except Exception as exc:  # a dead machine still gets a report
                 console, journal = f"<console unavailable: {exc}>", ""
             consoles.append(console)

@@ -235,6 +235,9 @@ def _roll_up(top: TestRecord, own: bool) -> None:
     for s in subs:
         top.restored.update(s.restored)
     if not own:
+        # The parent ran nothing itself: its logs are its subtests' (the boot included).
+        top.console = _joined(subs, "console")
+        top.journal = _joined(subs, "journal")
         bad = [s for s in subs if s.result in (Result.FAIL, Result.ERROR, Result.WARN)]
         top.output = "\n".join(f"{s.name}: {s.result.value} {s.message}".rstrip() for s in bad)
         if bad:
@@ -242,3 +245,9 @@ def _roll_up(top: TestRecord, own: bool) -> None:
         if top.result is Result.SKIP:
             top.reason = next((s.reason for s in subs if s.reason), "")
         top.warnings = [w for s in subs for w in s.warnings]
+
+
+def _joined(subs: list[SubtestRecord], attr: str) -> str:
+    """The subtests' ``attr`` texts, each under a line naming its subtest."""
+    return "\n".join(f"----- {s.name} -----\n{getattr(s, attr)}" for s in subs
+                     if getattr(s, attr))

@@ -1,7 +1,9 @@
 """``<out>/reports/junit.xml``: one testcase per kola test and per subtest.
 
 Each testcase carries the test's own console slice in ``system-out`` and its
-journal slice in ``system-err`` (what kola users' CI does when converting).
+journal slice in ``system-err`` (what kola users' CI does when converting); the
+first testcase that used a machine also carries the machine's boot, and a parent
+test its subtests' slices (:mod:`kolapy.report.bootlog`).
 FAIL is ``<failure>``, ERROR (infrastructure) is ``<error>``, SKIP is
 ``<skipped>`` with the reason; every testcase has properties ``kola.result``
 (so WARN is visible), ``kola.machines`` and, for reruns, ``kola.attempt``.
