@@ -13,6 +13,8 @@ PKGS=(
   # build the reference image
   mmdebstrap debian-archive-keyring ostree gdisk fdisk e2fsprogs dosfstools mtools
   grub-pc-bin grub-efi-amd64-bin grub2-common zstd xz-utils cpio
+  # build the reference live ISO (kolapy image build --iso): squashfs root, grub-mkrescue
+  squashfs-tools xorriso
   # the arm64 image on an x86_64 host (its GRUB modules come from the image itself:
   # Debian has no grub-efi-arm64-bin for amd64)
   qemu-user-static binfmt-support arch-test

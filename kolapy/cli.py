@@ -47,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-E", "--exttest", action="append", default=[], metavar="DIR",
                      help="also run the kola external tests of DIR (DIR/tests/kola; repeatable)")
     _add_run_options(run)
+    run.add_argument("--iso", dest="nestos_iso", metavar="ISO", help="same as --nestos-iso")
 
     upg = sub.add_parser(
         "run-upgrade", help="boot the image, upgrade it (--upgrade-repo/--upgrade-ref), "
@@ -84,6 +85,17 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--force", action="store_true", help="rebuild even if cached")
     path = isub.add_parser("path", help="print the cached image path (exit 1 if not built)")
     path.add_argument("--arch", default="x86_64", choices=["x86_64", "aarch64"])
+    ilist = isub.add_parser("list", help="the cache's images: current or stale, in use")
+    ilist.add_argument("--json", action="store_true", help="machine-readable output")
+    prune = isub.add_parser("prune", help="remove cached images of old recipes "
+                            "(keeps the current ones and any a running machine uses)")
+    prune.add_argument("--dry-run", action="store_true", help="only say what would go")
+    for p in (build, path):
+        p.add_argument("--iso", action="store_true", help="the reference live ISO instead")
+
+    from kolapy.iso.cli import add_parser as add_iso_parser
+
+    add_iso_parser(sub)
 
     spawn = sub.add_parser("spawn", help="boot one machine and print how to reach it")
     spawn.add_argument("--ignition", metavar="FILE", help="Ignition config (.ign/.json/.bu)")
@@ -114,18 +126,52 @@ def _image(ns: argparse.Namespace) -> int:
     from kolapy import refimage
     from kolapy.enums import Arch
 
+    if ns.image_verb in ("list", "prune"):
+        return _image_cache(ns)
     arch = Arch.parse(ns.arch)
+    if ns.iso:
+        from kolapy.iso import build as isobuild
+
+        what, path_of, build = "live ISO", isobuild.iso_path, isobuild.build_iso
+    else:
+        what, path_of, build = "image", refimage.image_path, refimage.build_image
     if ns.image_verb == "path":
-        found = refimage.image_path(arch)
+        found = path_of(arch)
         if found is None:
+            flag = " --iso" if ns.iso else ""
             print(
-                f"kolapy: the {arch} reference image is not built (kolapy image build)",
+                f"kolapy: the {arch} reference {what} is not built (kolapy image build{flag})",
                 file=sys.stderr,
             )
             return 1
         print(found)
         return 0
-    print(refimage.build_image(arch, force=ns.force))
+    print(build(arch, force=ns.force))
+    return 0
+
+
+def _iso(ns: argparse.Namespace) -> int:
+    from kolapy.iso.cli import run
+
+    return run(ns)
+
+
+def _image_cache(ns: argparse.Namespace) -> int:
+    import json
+
+    from kolapy.imagecache import format_entries, list_entries, prune
+
+    if ns.image_verb == "list":
+        entries = list_entries()
+        print(json.dumps([e.to_json() for e in entries], indent=2) if ns.json
+              else format_entries(entries))
+        return 0
+    removed = prune(dry_run=ns.dry_run)
+    verb = "would remove" if ns.dry_run else "removed"
+    for e in removed:
+        print(f"{verb} {e.name} ({', '.join(e.archs) or '?'}, {e.size / 2**20:.0f} MiB)")
+    print(f"kolapy: {verb} {len(removed)} image(s), "
+          f"{sum(e.size for e in removed) / 2**20:.0f} MiB")
     return 0
 
 
@@ -169,6 +215,7 @@ VERBS = {
     "run": _run,
     "run-upgrade": _run_upgrade,
     "image": _image,
+    "iso": _iso,
     "list": _list,
     "spawn": _spawn,
     "check-console": _check_console,

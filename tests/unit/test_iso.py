@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import shutil
 import stat
 import subprocess
@@ -194,3 +195,55 @@ def test_iso_machine_command_line(tmp_path: Path) -> None:
     plain = QemuCommand(MachineSpec(image=tmp_path / "x.qcow2"), load_platform("x86_64"),
                         Accel.TCG, paths, 2222, ResolvedFirmware(spec.firmware)).argv()
     assert "testisocompletion" not in " ".join(plain)
+
+
+def test_cli_embed_show_remove(tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    from kolapy.cli import main
+
+    iso = make_live_iso(tmp_path / "live.iso")
+    cfg = tmp_path / "c.ign"
+    cfg.write_bytes(b'{"ignition": {"version": "3.3.0"}}\n')
+    pristine = sha(iso)
+    out = tmp_path / "out.iso"
+    assert main(["iso", "ignition", "embed", "-i", str(cfg), "-o", str(out), str(iso)]) == 0
+    assert sha(iso) == pristine
+    assert main(["iso", "ignition", "embed", "-i", str(cfg), "-o", str(out), str(iso)]) == 2
+    capsysbinary.readouterr()
+    assert main(["iso", "ignition", "show", str(out)]) == 0
+    assert capsysbinary.readouterr().out == cfg.read_bytes()
+    # Already has one: refused without --force, replaced with it (in place).
+    assert main(["iso", "ignition", "embed", "-i", str(cfg), str(out)]) == 2
+    assert main(["iso", "ignition", "embed", "-f", "-i", str(cfg), str(out)]) == 0
+    assert main(["iso", "ignition", "remove", str(out)]) == 0
+    assert sha(out) == pristine
+    assert main(["iso", "ignition", "show", str(out)]) == 1
+    bad = tmp_path / "bad.ign"
+    bad.write_text("{not json")
+    assert main(["iso", "ignition", "embed", "-i", str(bad), str(out)]) == 2
+    big = tmp_path / "big.ign"
+    noise = os.urandom(400_000).hex()
+    big.write_text(json.dumps({"ignition": {"version": "3.3.0"}, "x": noise}))
+    capsysbinary.readouterr()
+    assert main(["iso", "ignition", "embed", "-i", str(big), str(out)]) == 2
+    assert b"too large" in capsysbinary.readouterr().err
+
+
+def test_cli_kargs_and_stdout(tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    from kolapy.cli import main
+
+    iso = make_live_iso(tmp_path / "live.iso")
+    assert main(["iso", "kargs", "modify", "-a", "quiet", "-d", "ignition.firstboot",
+                 str(iso)]) == 0
+    capsysbinary.readouterr()
+    assert main(["iso", "kargs", "show", str(iso)]) == 0
+    assert capsysbinary.readouterr().out.decode().strip() == (
+        "nestos.liveiso=TEST ignition.platform.id=metal quiet")
+    assert main(["iso", "kargs", "show", "--default", str(iso)]) == 0
+    assert capsysbinary.readouterr().out.decode().strip() == DEFAULT
+    assert main(["iso", "kargs", "modify", "--reset", "-o", "-", str(iso)]) == 0
+    streamed = capsysbinary.readouterr().out
+    assert len(streamed) == iso.stat().st_size
+    copy = tmp_path / "streamed.iso"
+    copy.write_bytes(streamed)
+    assert kargs_mod.find_kargs_areas(copy).current == DEFAULT
+    assert main(["iso", "kargs", "modify", "-d", "absent", str(iso)]) == 2
