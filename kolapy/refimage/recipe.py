@@ -41,6 +41,7 @@ COMMON_PACKAGES = (
     "openssh-server",
     "sudo",
     "jq",
+    "libglib2.0-bin",  # gdbus: kola's basic D-Bus check runs it (NestOS has it)
     "iproute2",
     "iputils-ping",
     "libnss-myhostname",

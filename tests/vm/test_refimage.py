@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -184,6 +185,45 @@ def booted(vm: Vm) -> Iterator[paramiko.SSHClient]:
         vm.kill()
 
 
+#: systemd's "unit started" message (SD_MESSAGE_UNIT_STARTED), as kola's basic queries it.
+UNIT_STARTED = "39f53479d3a045ac8e11786248231fbf"
+GROWFS_UNIT = "ignition-ostree-growfs.service"
+
+
+def growfs_started(client: paramiko.SSHClient) -> list[dict[str, str]]:
+    """The journal's "started" entries of the growfs unit, read as ``nest`` (as kola does)."""
+    out = check(client, f"journalctl -o json MESSAGE_ID={UNIT_STARTED} UNIT={GROWFS_UNIT}")
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def check_nestos_contract(client: paramiko.SSHClient) -> None:
+    """What kola's ``basic`` (coretest) needs of a NestOS guest, checked as user ``nest``."""
+    groups = check(client, "id -nG").split()
+    assert {"adm", "sudo", "systemd-journal", "wheel", "docker"} <= set(groups), groups
+    # The SSH user reads the system journal: kernel and PID 1 messages, no permission hint.
+    rc, text = run(client, "journalctl -b --no-pager -q")
+    assert rc == 0 and "insufficient permissions" not in text, text[-2000:]
+    assert "Linux version" in text, text[:2000]
+    assert "systemd[1]" in text, text[:2000]
+    # Persistent journal (kola reads the first boot's units there).
+    check(client, "test -d /var/log/journal/$(cat /etc/machine-id)")
+    # kola's D-Bus check runs gdbus as the user: RestartUnit is refused, GetAll answers.
+    check(client, "command -v gdbus")
+    rc, text = run(client, "gdbus call --system --dest org.freedesktop.systemd1 "
+                           "--object-path /org/freedesktop/systemd1 --method "
+                           "org.freedesktop.systemd1.Manager.RestartUnit ssh.service replace")
+    assert rc != 0 and re.search(r"AccessDenied|InteractiveAuthorizationRequired", text), text
+    check(client, "gdbus call --system --dest org.freedesktop.systemd1 --object-path "
+                  "/org/freedesktop/systemd1/unit/ssh_2eservice --method "
+                  "org.freedesktop.DBus.Properties.GetAll org.freedesktop.systemd1.Unit")
+    # The root-growing unit under NestOS's name: one successful start in the journal.
+    started = growfs_started(client)
+    assert len(started) == 1, started
+    assert started[0].get("JOB_RESULT") == "done", started[0]
+    # kola's useradd check (a new administrator).
+    check(client, "sudo useradd -p '*' -U -m kola-user1 -G sudo && id kola-user1")
+
+
 def _overlay(base: Path, path: Path, size: str | None = None) -> Path:
     argv = ["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F", "qcow2", str(path)]
     subprocess.run([*argv, *([size] if size else [])], check=True)
@@ -265,6 +305,7 @@ def test_bios_first_boot(bios_disk: Path, config_file: Path, workdir: Path,
         # The root grew to the 10G disk on first boot.
         size = int(check(ssh, "findmnt -bno SIZE /sysroot"))
         assert size > 8 * 10**9, size
+        check_nestos_contract(ssh)
         # Host keys are made on the machine, not baked into the image.
         assert check(ssh, "ls /etc/ssh/ssh_host_ed25519_key.pub")
         # Containers from a locally made scratch image (no registry).
@@ -306,6 +347,11 @@ def test_uefi_second_boot(bios_disk: Path, config_file: Path, workdir: Path,
         assert rc != 0, "Ignition ran again: /var/lib/kolapy-once came back"
         booted_line = check(ssh, "ostree admin status | grep '^\\* '")
         assert STATE["new_commit"] in booted_line, booted_line
+        # The journal is persistent: the first boot is still there, and its growfs
+        # entry is still the only one (the unit runs on the first boot only).
+        boots = check(ssh, "journalctl --list-boots --no-pager").strip().splitlines()
+        assert len(boots) >= 2, boots
+        assert len(growfs_started(ssh)) == 1
         # Rollback as documented (ostree 2022.7 has no set-default): a one-shot
         # GRUB next_entry=1 boots the previous deployment; test_bios_rollback boots it.
         check(ssh, "printf '# GRUB Environment Block\\nnext_entry=1\\n' "

@@ -40,13 +40,20 @@ fi
 
 cp -a "$files/rootfs/." "$root/"
 chown -R root:root "$root/etc/sudoers.d" "$root/usr/lib/dracut/modules.d/40kolapy"
-chmod 0440 "$root/etc/sudoers.d/nest"
+chmod 0440 "$root/etc/sudoers.d/nestos-sudo-group"
 chmod 0755 "$root/usr/lib/dracut/modules.d/40kolapy/module-setup.sh" \
     "$root/usr/lib/dracut/modules.d/40kolapy/noop-setfiles" \
     "$root/usr/lib/dracut/modules.d/40kolapy/kolapy-mount-var" \
     "$root/usr/lib/dracut/modules.d/40kolapy/kolapy-dump-journal" \
     "$root/usr/lib/dracut/modules.d/40kolapy/kolapy-firstboot-complete" \
-    "$root/usr/libexec/kolapy/growfs" "$root/usr/sbin/grub-mkconfig"
+    "$root/usr/lib/dracut/modules.d/40kolapy/ignition-ostree-growfs" \
+    "$root/usr/sbin/grub-mkconfig"
+# NestOS's user groups (files/.../00-nest.ign): Debian has all of them but wheel.
+# Ignition's useradd fails on a missing group.
+for g in adm sudo systemd-journal docker; do
+    grep -q "^$g:" "$root/etc/group" || { echo "group $g missing from the image" >&2; exit 1; }
+done
+grep -q '^wheel:' "$root/etc/group" || chroot "$root" groupadd --system wheel
 
 # Debian's Ignition module depends on network + url-lib for HTTP configs; fw_cfg
 # needs neither and they double the initramfs (FACTS 3).

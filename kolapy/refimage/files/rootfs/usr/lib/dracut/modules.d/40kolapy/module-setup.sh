@@ -13,7 +13,9 @@ depends() {
 
 install() {
     inst_multiple mountpoint dirname touch mount umount rm rmdir mkdir cat sleep \
-        readlink journalctl modprobe ip sort head
+        readlink journalctl modprobe ip sort head basename findmnt sfdisk partx resize2fs
+    # The NestOS user and its groups, as NestOS's base config (40ignition-conf) has them.
+    inst_simple "$moddir/00-nest.ign" /usr/lib/ignition/base.d/00-nest.ign
     # Debian's Ignition relabels for SELinux after the files stage; there is no
     # SELinux here, so setfiles is a no-op (FACTS 1).
     inst_script "$moddir/noop-setfiles" /usr/sbin/setfiles
@@ -21,9 +23,11 @@ install() {
     inst_script "$moddir/kolapy-dump-journal" /usr/sbin/kolapy-dump-journal
     inst_script "$moddir/kolapy-firstboot-complete" /usr/sbin/kolapy-firstboot-complete
     inst_script "$moddir/kolapy-neednet" /usr/sbin/kolapy-neednet
+    inst_script "$moddir/ignition-ostree-growfs" /usr/sbin/ignition-ostree-growfs
     local u
     for u in kolapy-mount-var.service kolapy-dump-journal.service \
-             kolapy-firstboot-complete.service kolapy-neednet.service; do
+             kolapy-firstboot-complete.service kolapy-neednet.service \
+             ignition-ostree-growfs.service; do
         inst_simple "$moddir/$u" "$systemdsystemunitdir/$u"
     done
     # The mount stage relabels too (a filesystem with a path: Butane's with_mount_unit).
@@ -39,6 +43,9 @@ install() {
         "$systemdsystemunitdir/ignition-diskful.target.requires/kolapy-mount-var.service"
     ln_r "$systemdsystemunitdir/kolapy-firstboot-complete.service" \
         "$systemdsystemunitdir/ignition-complete.target.requires/kolapy-firstboot-complete.service"
+    # The root grows on the first boot only, in the initramfs, as on NestOS/FCOS.
+    ln_r "$systemdsystemunitdir/ignition-ostree-growfs.service" \
+        "$systemdsystemunitdir/ignition-complete.target.requires/ignition-ostree-growfs.service"
     # Skipped (condition) unless ignition-fetch-offline asked for the network.
     ln_r "$systemdsystemunitdir/kolapy-neednet.service" \
         "$systemdsystemunitdir/ignition-complete.target.requires/kolapy-neednet.service"
