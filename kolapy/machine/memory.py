@@ -32,6 +32,8 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from kolapy.pids import pid_alive
+
 log = logging.getLogger("kolapy.memory")
 
 QEMU_OVERHEAD_MIB = 320
@@ -87,16 +89,6 @@ def rss_mib(pid: int | None) -> int:
     return 0
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 @dataclass
 class _Entry:
     path: Path
@@ -115,7 +107,7 @@ def _entries(d: Path) -> list[_Entry]:
                            str(data.get("machine", "")))
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        if not _alive(entry.owner) or (entry.pid and not _alive(entry.pid)):
+        if not pid_alive(entry.owner) or (entry.pid and not pid_alive(entry.pid)):
             p.unlink(missing_ok=True)  # a crashed run's leftover
             continue
         out.append(entry)

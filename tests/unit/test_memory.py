@@ -82,7 +82,7 @@ def test_running_machines_count_what_they_still_may_take(host: Path,
     # QEMU of "a" grew to its full size: that memory is already out of MemAvailable.
     monkeypatch.setattr(memory, "rss_mib", lambda pid: 1344 if pid == 4242 else 0)
     a.set_pid(4242)
-    monkeypatch.setattr(memory, "_alive", lambda pid: True)
+    monkeypatch.setattr(memory, "pid_alive", lambda pid: True)
     b = admit("b", 1500, ledger=host, timeout=1)
     a.release()
     b.release()
