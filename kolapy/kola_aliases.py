@@ -36,8 +36,8 @@ def _platform(value: str) -> list[str]:
         return []
     if value in ("qemu-iso", "iso"):
         raise KolaOptionError(
-            f"kola option -p/--platform {value}: kolapy run does not boot live ISOs yet "
-            "(kolapy runs disk images on qemu)"
+            f"kola option -p/--platform {value}: use -p qemu --qemu-iso ISO "
+            "(kolapy's --nestos-iso)"
         )
     raise KolaOptionError(
         f"kola option -p/--platform {value}: kolapy runs on qemu only (-p qemu)"
@@ -81,6 +81,8 @@ ALIASES: tuple[Alias, ...] = (
           "`qemu` (kola's alias of `qemu-unpriv`) is kolapy's only platform; others exit 2"),
     Alias(("-b", "--distro"), "--distro", _to("--distro"), VERBS, "`nestos` or `fcos`"),
     Alias(("--qemu-image",), "--nestos-image", _to("--nestos-image")),
+    Alias(("--qemu-iso",), "--nestos-iso", _to("--nestos-iso"),
+          note="the config is embedded into a private copy; console karg appended"),
     Alias(("--qemu-firmware",), "--firmware", _firmware, note="`bios` or `uefi`"),
     Alias(("--qemu-memory",), "--memory", _to("--memory"), note="MiB"),
     Alias(("--qemu-size",), "--disk-size", _to("--disk-size"),
@@ -96,8 +98,7 @@ ALIASES: tuple[Alias, ...] = (
 
 #: kola options with no kolapy counterpart: refused by name.
 UNSUPPORTED: dict[str, str] = {
-    "--qemu-iso": "kolapy run does not boot live ISOs yet",
-    "--qemu-iso-as-disk": "kolapy run does not boot live ISOs yet",
+    "--qemu-iso-as-disk": "not a run option: the iso.as-disk scenario boots the ISO as a disk",
     "--qemu-nvme": "the main disk is always virtio (kola tests' NVMe disks: additionalDisks)",
     "--qemu-multipath": "no multipath main disk",
     "--qemu-native-4k": "no 4k-sector main disk",

@@ -31,6 +31,10 @@ def preflight_run(ns: argparse.Namespace, image: Path, forwarded: list[str]) -> 
     from kolapy.session import check_host_and_image
 
     cfg = RunConfig.from_options(lambda dest, default: getattr(ns, dest, default))
+    if cfg.iso is not None:  # a non-ISO or a non-live ISO: exit 2 before any boot
+        from kolapy.iso.media import check_live_iso
+
+        check_live_iso(cfg.iso)
     check_host_and_image(cfg, image)
     disk_gib(cfg.disk_size, image)  # --disk-size smaller than the image: exit 2 now
     extra = [str(Path(p).absolute()) for p in getattr(ns, "tests", [])]

@@ -28,6 +28,9 @@ LIVE_LOGIN_OK = "nestos-liveiso-success"
 INSTALLER_YAML = "/etc/nestos/installer.d/mantle.yaml"
 TARGET_CONFIG = "/var/opt/kolapy-install.ign"
 INSTALLED_STAMP = "/etc/kolapy-installed-by-iso"
+LIVE_MARKER = "/etc/kolapy-live-test-ok"
+"""Written by the live system's Ignition from the embedded config; the live unit sends
+its content, so ``live-test-OK`` on the port proves the embedded config was applied."""
 DEST_DEVICE = "/dev/vda"
 PHASE_TIMEOUT = 120.0
 """Base seconds per phase (scaled: 600 s under TCG, kola's 10 min per scenario)."""
@@ -39,7 +42,7 @@ Before=nestos-installer.service
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-ExecStart=/bin/sh -c 'echo {LIVE_OK} > /dev/virtio-ports/{COMPLETION_PORT}'
+ExecStart=/bin/sh -c 'cat {LIVE_MARKER} > {_PORT_DEV}'
 [Install]
 WantedBy=multi-user.target
 """
@@ -57,8 +60,11 @@ WantedBy=multi-user.target
 
 
 def live_signal_config() -> Ignition:
-    """A live config whose unit writes ``live-test-OK`` to the completion port."""
-    return Ignition().add_unit("kolapy-live-signal-ok.service", _LIVE_SIGNAL, enabled=True)
+    """A live config whose unit sends a file it wrote (``live-test-OK``) to the
+    completion port."""
+    return (Ignition()
+            .add_file(LIVE_MARKER, LIVE_OK + "\n")
+            .add_unit("kolapy-live-signal-ok.service", _LIVE_SIGNAL, enabled=True))
 
 
 def installer_yaml(console: str, *, offline: bool) -> str:
