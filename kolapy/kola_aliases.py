@@ -30,17 +30,18 @@ class KolaOptionError(BadInputError):
     """A kola option kolapy does not accept (exit code 2)."""
 
 
+_ISO_PLATFORM = "\0qemu-iso"  # a marker no real argument can be
+
+
 def _platform(value: str) -> list[str]:
-    # kola: "qemu" is an alias of "qemu-unpriv", the only QEMU platform left.
+    # kola: "qemu" is an alias of "qemu-unpriv", the only QEMU platform left; "iso" of
+    # "qemu-iso", whose ISO --qemu-iso names (checked in translate()).
     if value in ("qemu", "qemu-unpriv"):
         return []
     if value in ("qemu-iso", "iso"):
-        raise KolaOptionError(
-            f"kola option -p/--platform {value}: use -p qemu --qemu-iso ISO "
-            "(kolapy's --nestos-iso)"
-        )
+        return [_ISO_PLATFORM]
     raise KolaOptionError(
-        f"kola option -p/--platform {value}: kolapy runs on qemu only (-p qemu)"
+        f"kola option -p/--platform {value}: kolapy runs on qemu only (-p qemu or -p qemu-iso)"
     )
 
 
@@ -78,8 +79,8 @@ class Alias:
 
 ALIASES: tuple[Alias, ...] = (
     Alias(("-p", "--platform"), "-", _platform, VERBS,
-          "`qemu` (kola's alias of `qemu-unpriv`) is kolapy's only platform; others exit 2"),
-    Alias(("-b", "--distro"), "--distro", _to("--distro"), VERBS, "`nestos` or `fcos`"),
+          note="`qemu` (kola's `qemu-unpriv`), or `qemu-iso` with `--qemu-iso`; others exit 2"),
+    Alias(("-b", "--distro"), "--distro", _to("--distro"), VERBS, note="`nestos` or `fcos`"),
     Alias(("--qemu-image",), "--nestos-image", _to("--nestos-image")),
     Alias(("--qemu-iso",), "--nestos-iso", _to("--nestos-iso"),
           note="the config is embedded into a private copy; console karg appended"),
@@ -89,7 +90,7 @@ ALIASES: tuple[Alias, ...] = (
           note="`10G`, or `+5G` for the image's size plus 5 GiB"),
     Alias(("-j", "--parallel"), "-j/--parallel", _to("--parallel"), _RUN_VERBS),
     Alias(("--output-dir",), "--output-dir", _to("--output-dir"), _RUN_VERBS),
-    Alias(("--tag",), "--tag", _to("--tag"), VERBS, "repeatable; `!T` excludes"),
+    Alias(("--tag",), "--tag", _to("--tag"), VERBS, note="repeatable; `!T` excludes"),
     Alias(("--arch",), "--arch", _to("--arch"), VERBS),
     Alias(("-E", "--exttest"), "-E/--exttest", _to("--exttest"),
           frozenset({"run", "list"})),
@@ -217,7 +218,19 @@ def translate(argv: Sequence[str]) -> list[str]:
         else:
             assert value is not None
             out += alias.convert(value)
-    return out
+    return _iso_platform(verb, out)
+
+
+def _iso_platform(verb: str, args: list[str]) -> list[str]:
+    """Drop the ``qemu-iso`` marker ``-p`` left: kola's qemu-iso platform needs the ISO."""
+    if _ISO_PLATFORM not in args:
+        return args
+    args = [a for a in args if a != _ISO_PLATFORM]
+    if verb != "list" and "--nestos-iso" not in args and not any(
+        a.startswith(("--nestos-iso=", "--iso")) for a in args
+    ):
+        raise KolaOptionError("kola option -p/--platform qemu-iso needs --qemu-iso ISO")
+    return args
 
 
 def markdown_table() -> str:

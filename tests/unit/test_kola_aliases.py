@@ -60,7 +60,7 @@ def test_spawn_keeps_machine_options() -> None:
     (["run", "-T"], "-T"),
     (["run", "--denylist-test", "basic"], "--denylist-test"),
     (["run", "-p", "aws"], "-p/--platform aws"),
-    (["run", "-p", "qemu-iso"], "qemu-iso"),
+    (["run", "-p", "qemu-iso", "basic"], "qemu-iso needs --qemu-iso"),
     (["run", "--qemu-firmware", "uefi-secure"], "uefi-secure"),
     (["run", "--qemu-image"], "--qemu-image"),
 ])
@@ -127,3 +127,9 @@ def test_the_run_disk_size_is_raised_by_a_tests_min_disk(tmp_path: Path) -> None
     assert spec_for(meta, RunConfig(disk_size="6G"), img).disk_size_gib == 8
     meta.min_disk = 0
     assert spec_for(meta, RunConfig(), img).disk_size_gib is None
+
+
+def test_kolas_iso_platform_goes_with_its_iso() -> None:
+    assert translate(["run", "-p", "qemu-iso", "--qemu-iso", "live.iso", "basic"]) == [
+        "run", "--nestos-iso", "live.iso", "basic"]
+    assert translate(["list", "-p", "iso"]) == ["list"]
