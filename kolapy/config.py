@@ -33,6 +33,8 @@ class RunConfig:
     patterns: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     denylist: Path | None = None
+    denylist_tests: tuple[str, ...] = ()
+    """kola's ``--denylist-test`` patterns: tests to skip, as denylist entries."""
     show_skipped: bool = False
     skip_console_checks: bool = False
     keep_failed: bool = False
@@ -85,6 +87,7 @@ class RunConfig:
             patterns=tuple(get("kola_patterns", None) or ()),
             tags=tuple(get("kola_tags", None) or ()),
             denylist=Path(deny).absolute() if deny else None,
+            denylist_tests=tuple(get("kola_denylist_tests", None) or ()),
             show_skipped=bool(get("kola_show_skipped", False)),
             skip_console_checks=bool(get("kola_skip_console_checks", False)),
             keep_failed=bool(get("kola_keep_failed", False)),

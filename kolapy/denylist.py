@@ -193,6 +193,14 @@ def load_denylist(path: str | Path) -> list[DenyEntry]:
     return parse_denylist(text, source=f"denylist {p}")
 
 
+def run_denylist(path: str | Path | None, patterns: Sequence[str] = ()) -> list[DenyEntry] | None:
+    """A run's denylist: the entries of ``path`` plus one skip entry per ``--denylist-test``
+    pattern (kola's option; its tracker names it); None when there is neither."""
+    entries = load_denylist(path) if path else []
+    entries += [DenyEntry(pattern=p, tracker="--denylist-test") for p in patterns]
+    return entries or None
+
+
 def match(
     entries: Sequence[DenyEntry],
     name: str,

@@ -95,6 +95,8 @@ ALIASES: tuple[Alias, ...] = (
     Alias(("-E", "--exttest"), "-E/--exttest", _to("--exttest"),
           frozenset({"run", "list"})),
     Alias(("--rerun",), "--rerun", None, frozenset({"run"})),
+    Alias(("--denylist-test", "--blacklist-test"), "--denylist-test", _to("--denylist-test"),
+          _RUN_VERBS, note="a pattern to skip (repeatable); kola's denylist file: `--denylist`"),
 )
 
 #: kola options with no kolapy counterpart: refused by name.
@@ -109,8 +111,6 @@ UNSUPPORTED: dict[str, str] = {
     "--qemu-secex": "no IBM Secure Execution",
     "--qemu-secex-ignition-pubkey": "no IBM Secure Execution",
     "--qemu-secex-hostkey": "no IBM Secure Execution",
-    "--denylist-test": "use --denylist FILE (a kola-denylist.yaml)",
-    "--blacklist-test": "use --denylist FILE (a kola-denylist.yaml)",
     "--tapfile": "the TAP file is always <output-dir>/test.tap",
     "-T": "kolapy exits 1 when a test fails",
     "--no-test-exit-error": "kolapy exits 1 when a test fails",

@@ -93,6 +93,15 @@ OPTIONS: list[tuple[str, dict[str, Any]]] = [
         ),
     ),
     (
+        "--denylist-test",
+        dict(
+            dest="kola_denylist_tests",
+            action="append",
+            metavar="PATTERN",
+            help="skip the tests PATTERN matches, as a denylist entry would (repeatable)",
+        ),
+    ),
+    (
         "--show-skipped",
         dict(
             dest="kola_show_skipped",

@@ -115,7 +115,7 @@ class KolaSession:
         """Select kola tests, mark denied ones, group shared machines."""
         if not any(item.get_closest_marker("kola") for item in items):
             return  # not a kola run (e.g. kolapy's own unit tests)
-        from kolapy.denylist import load_denylist
+        from kolapy.denylist import run_denylist
         from kolapy.meta import full_name, meta_from_item
         from kolapy.selection import SelectionContext, select
 
@@ -133,7 +133,7 @@ class KolaSession:
             firmware=str(self.cfg.firmware),
             tags=self.cfg.tags,
         )
-        denylist = load_denylist(self.cfg.denylist) if self.cfg.denylist else None
+        denylist = run_denylist(self.cfg.denylist, self.cfg.denylist_tests)
         sel = select(list(metas.values()), self.cfg.patterns, ctx, denylist=denylist)
         chosen = {id(m) for m in sel.selected}
         denied = {id(m): entry for m, entry in sel.denied}

@@ -58,7 +58,7 @@ def test_spawn_keeps_machine_options() -> None:
     (["run", "--qemu-whatever=1"], "--qemu-whatever"),
     (["run", "--aws-region", "x"], "--aws-region"),
     (["run", "-T"], "-T"),
-    (["run", "--denylist-test", "basic"], "--denylist-test"),
+    (["run", "--qemu-native-4k"], "--qemu-native-4k"),
     (["run", "-p", "aws"], "-p/--platform aws"),
     (["run", "-p", "qemu-iso", "basic"], "qemu-iso needs --qemu-iso"),
     (["run", "--qemu-firmware", "uefi-secure"], "uefi-secure"),
@@ -133,3 +133,13 @@ def test_kolas_iso_platform_goes_with_its_iso() -> None:
     assert translate(["run", "-p", "qemu-iso", "--qemu-iso", "live.iso", "basic"]) == [
         "run", "--nestos-iso", "live.iso", "basic"]
     assert translate(["list", "-p", "iso"]) == ["list"]
+
+
+def test_denylist_test_patterns_skip_as_denylist_entries() -> None:
+    from kolapy.denylist import run_denylist
+
+    assert translate(["run", "--blacklist-test", "podman.*", "--denylist-test=basic"]) == [
+        "run", "--denylist-test", "podman.*", "--denylist-test", "basic"]
+    assert run_denylist(None) is None
+    (entry,) = run_denylist(None, ["podman.*"]) or []
+    assert (entry.pattern, entry.tracker, entry.warn) == ("podman.*", "--denylist-test", False)
