@@ -93,17 +93,41 @@ class MachinePool:
 
     def _new_machine(self, spec: MachineSpec, artifact_name: str, name: str = "") -> Any:
         from kolapy.machine.qemu import QemuMachine
+
+        return self._place(artifact_name, lambda n, d, key, accel: QemuMachine(
+            _with_name(spec, n), workdir=d, ssh_key=key, accel=accel), name)
+
+    def _place(self, artifact_name: str, make: Callable[..., Any], name: str = "") -> Any:
+        """``make(name, workdir, ssh_key, accel)``, with its artifact dir and memory watch."""
         from kolapy.report.outdir import safe_component
 
         workdir, key, accel = self._resources()
         name = name or self._next_name()
-        spec = _with_name(spec, name)
         mdir = workdir / name
         mdir.mkdir()
-        machine = QemuMachine(spec, workdir=mdir, ssh_key=key, accel=accel)
+        machine = make(name, mdir, key, accel)
         machine.artifact_dir = self.output_dir / safe_component(artifact_name) / name
         self._watch_memory(machine, artifact_name)
         return machine
+
+    def _bring_up(self, machine: Any, artifact_name: str, *,
+                  on_start: Callable[[Any], None] | None = None,
+                  detail: dict[str, Any] | None = None) -> None:
+        """Start ``machine`` and wait until it is ready, telling the live view.
+
+        A machine that fails is stopped (its artifacts kept) and the error re-raised.
+        """
+        try:
+            self._event("booting", machine, artifact_name, detail=detail)
+            machine.start()
+            if on_start is not None:
+                on_start(machine)
+            machine.wait_ready()
+        except BaseException as exc:
+            self._event("failed", machine, artifact_name, exc, detail=detail)
+            self.stop(machine)
+            raise
+        self._event("ready", machine, artifact_name, detail=detail)
 
     def _watch_memory(self, machine: Any, artifact_name: str) -> None:
         """Tell the live view when a machine waits for host memory."""
@@ -124,17 +148,7 @@ class MachinePool:
         for: the moment to attach host services a first boot needs (a remote config).
         """
         machine = self._new_machine(spec, artifact_name)
-        try:
-            self._event("booting", machine, artifact_name)
-            machine.start()
-            if on_start is not None:
-                on_start(machine)
-            machine.wait_ready()
-        except BaseException as exc:
-            self._event("failed", machine, artifact_name, exc)
-            self.stop(machine)
-            raise
-        self._event("ready", machine, artifact_name)
+        self._bring_up(machine, artifact_name, on_start=on_start)
         return machine
 
     def boot_or_restore(self, spec: MachineSpec, artifact_name: str) -> Any:
@@ -161,12 +175,13 @@ class MachinePool:
         if got is not None:
             return got
         machine = self._new_machine(spec, TEMPLATES_DIR, name=f"{self.worker}-t{digest[:6]}")
+        start = time.monotonic()
         try:
-            self._event("booting", machine, TEMPLATES_DIR)
-            start = time.monotonic()
-            machine.start()
-            machine.wait_ready()
-            self._event("ready", machine, TEMPLATES_DIR)
+            self._bring_up(machine, TEMPLATES_DIR)
+        except BaseException as exc:
+            self._templates[digest] = exc
+            raise
+        try:
             got = save_template(machine, time.monotonic() - start)
         except BaseException as exc:
             self._templates[digest] = exc
@@ -181,25 +196,10 @@ class MachinePool:
     def restore(self, template: Any, artifact_name: str) -> Any:
         """A pristine clone of ``template`` for one user (stop it with :meth:`stop`)."""
         from kolapy.machine.restore import RestoredMachine
-        from kolapy.report.outdir import safe_component
 
-        workdir, key, accel = self._resources()
-        name = self._next_name()
-        mdir = workdir / name
-        mdir.mkdir()
-        machine = RestoredMachine(template, workdir=mdir, ssh_key=key, name=name, accel=accel)
-        machine.artifact_dir = self.output_dir / safe_component(artifact_name) / name
-        self._watch_memory(machine, artifact_name)
-        detail = {"restored_from": machine.restored_from}
-        try:
-            self._event("booting", machine, artifact_name, detail=detail)
-            machine.start()
-            machine.wait_ready()
-        except BaseException as exc:
-            self._event("failed", machine, artifact_name, exc, detail=detail)
-            self.stop(machine)
-            raise
-        self._event("ready", machine, artifact_name, detail=detail)
+        machine = self._place(artifact_name, lambda n, d, key, accel: RestoredMachine(
+            template, workdir=d, ssh_key=key, name=n, accel=accel))
+        self._bring_up(machine, artifact_name, detail={"restored_from": machine.restored_from})
         return machine
 
     def boot_cluster(self, spec: MachineSpec, size: int, artifact_name: str) -> Cluster:
