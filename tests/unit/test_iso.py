@@ -247,3 +247,20 @@ def test_cli_kargs_and_stdout(tmp_path: Path, capsysbinary: pytest.CaptureFixtur
     copy.write_bytes(streamed)
     assert kargs_mod.find_kargs_areas(copy).current == DEFAULT
     assert main(["iso", "kargs", "modify", "-d", "absent", str(iso)]) == 2
+
+
+def test_nestos_iso_makes_iso_machines(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from kolapy.config import RunConfig
+    from kolapy.machine.restore import restorable
+    from kolapy.scheduling import spec_for
+
+    opts = {"nestos_iso": str(tmp_path / "live.iso")}
+    cfg = RunConfig.from_options(lambda dest, default: opts.get(dest, default))
+    spec = spec_for(SimpleNamespace(), cfg, tmp_path / "ref.qcow2")
+    assert spec.is_iso and spec.boot_media == "iso" and spec.image == tmp_path / "live.iso"
+    assert restorable(spec)  # never cloned from a saved machine
+    plain = spec_for(SimpleNamespace(), RunConfig.from_options(lambda d, default: default),
+                     tmp_path / "ref.qcow2")
+    assert not plain.is_iso and plain.image == tmp_path / "ref.qcow2"
