@@ -1,0 +1,75 @@
+"""An interrupted `kolapy run` still leaves reports/report.html, and `kolapy report` rebuilds it.
+
+CI cost: no boot.  QEMU starts on a blank disk (no OS), so the machine sits in
+its boot until the run is interrupted a few seconds later (~15 s in all).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.vm
+
+KOLAPY = [sys.executable, "-m", "kolapy.cli"]
+
+HANGS = """
+from kolapy import kola
+
+@kola(name="report.cut")
+def test_cut(machine):
+    machine.succeed("true")
+"""
+
+
+def _booting(out: Path) -> bool:
+    try:
+        lines = (out / "events.jsonl").read_text().splitlines()
+    except FileNotFoundError:
+        return False
+    return any(json.loads(line)["event"] == "booting" for line in lines)
+
+
+def test_interrupted_run_has_a_page_and_kolapy_report_rebuilds_it(tmp_path: Path) -> None:
+    blank = tmp_path / "blank.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(blank), "256M"], check=True)
+    (tmp_path / "test_cut.py").write_text(HANGS)
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [*KOLAPY, "run", "report.cut", f"--tests={tmp_path / 'test_cut.py'}",
+         f"--nestos-image={blank}", f"--output-dir={out}", "--live=plain"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not _booting(out):
+            assert proc.poll() is None, proc.communicate()[0][-3000:]
+            assert time.monotonic() < deadline, "the machine never started booting"
+            time.sleep(0.2)
+        time.sleep(3)  # QEMU is up and waiting for a guest that never comes
+        proc.send_signal(signal.SIGINT)
+        text = proc.communicate(timeout=120)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 2, text[-3000:]  # pytest's "interrupted"
+
+    page = out / "reports" / "report.html"
+    html = page.read_text()
+    assert 'id="state">interrupted<' in html, html[:3000]
+    assert html.count('<g class="lane"') == 1 and 'data-machine="gw-1"' in html
+    assert "No test finished in this run." in html
+    assert json.loads((out / "properties.json").read_text())["exit_status"] == 2
+
+    page.unlink()
+    r = subprocess.run([*KOLAPY, "report", str(out)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == str(page)
+    assert page.read_text() == html  # the same page, from the files alone
