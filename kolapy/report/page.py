@@ -152,7 +152,7 @@ def entries(records: Sequence[TestRecord], out: Path) -> list[Entry]:
 
 def _entry(rec: SubtestRecord, out: Path, is_sub: bool) -> Entry:
     failed = rec.result in (Result.FAIL, Result.ERROR, Result.WARN)
-    message = rec.message or (rec.output.strip().splitlines() or [""])[0]
+    message = (rec.message or (rec.output.strip().splitlines() or [""])[0]).strip()
     lines = message.splitlines()
     if len(lines) > MESSAGE_LINES:  # the rest is in the full failure text below it
         message = "\n".join([*lines[:MESSAGE_LINES], "..."])
