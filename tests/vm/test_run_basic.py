@@ -90,6 +90,14 @@ def test_kolapy_run_basic(ref_image: Path, tmp_path: Path) -> None:
     total_k = re.search(r"Memory: \d+K/(\d+)K available", console)
     assert total_k and int(total_k.group(1)) > 3.5 * 2**20, total_k
     assert "(10.7 GB/10.0 GiB)" in console
+
+    # the page people open: the seven checks, one machine, each check drawn on its lane
+    html = (out / "reports/report.html").read_text()
+    counts = dict(re.findall(r'data-count="(\w+)"><b>([^<]+)</b>', html))
+    assert (counts["PASS"], counts["FAIL"], counts["ERROR"]) == ("7", "0", "0"), counts
+    assert re.findall(r'<g class="lane" data-machine="([^"]+)"', html) == basic["machines"]
+    assert html.count('class="seg seg-test res-passed"') == len(BASIC_CHECKS)
+    assert all(f'id="t-{n.replace("/", "-")}"' in html for n in BASIC_CHECKS)
     assert sha256(ref_image) == before, "the base image was written"
 
 
