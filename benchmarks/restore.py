@@ -8,7 +8,8 @@ Two measurements, in one run:
 2. **suite**: N exclusive default-config tests (kola's default: a machine
    each) with restore on and with ``--no-restore``, against the wall time of
    ONE such test (target: N=8 with restore <= 2.5x one test).  Each test reads
-   ``/etc/os-release`` and writes a file; the results must be the same both ways.
+   ``/etc/os-release``, checks that no other test's file is there and writes
+   its own; the results must be the same both ways.
 
 Usage: python benchmarks/restore.py [--image IMG] [-n N] [--workers W] [--skip-machine]
 """
@@ -23,18 +24,20 @@ import tempfile
 import time
 from pathlib import Path
 
-TESTS = '''
-import pytest
+TEST = '''
 
-from kolapy import kola
-
-
-@pytest.mark.parametrize("i", range({n}))
-@kola(name="bench.excl")
-def test_excl(machine, i):
+@kola(name="bench.excl{i}")
+def test_excl{i}(machine):
     assert "ID=" in machine.succeed("cat /etc/os-release")
-    machine.succeed(f"touch /var/tmp/bench-{{i}}")
+    others = machine.succeed("ls /var/tmp | grep '^bench-' || true").split()
+    assert others == [], f"not a pristine machine: {{others}}"
+    machine.succeed("touch /var/tmp/bench-{i}")
 '''
+
+
+def tests_source(n: int) -> str:
+    """N kola tests, each its own (exclusive) machine: a parametrized test would share one."""
+    return "from kolapy import kola\n" + "".join(TEST.format(i=i) for i in range(n))
 
 
 def machine_ratio(image: Path, tmp: Path) -> tuple[float, float]:
@@ -70,7 +73,7 @@ def suite(image: Path, n: int, workers: int, restore: bool, tmp: Path) -> tuple[
     """Wall seconds of pytest over N exclusive tests; and the results by name."""
     d = tmp / f"suite-{n}-{'restore' if restore else 'boot'}"
     d.mkdir()
-    (d / "test_bench.py").write_text(TESTS.format(n=n))
+    (d / "test_bench.py").write_text(tests_source(n))
     out = d / "out"
     args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
             f"--nestos-image={image}", f"--kola-output-dir={out}", str(d / "test_bench.py")]
@@ -84,8 +87,11 @@ def suite(image: Path, n: int, workers: int, restore: bool, tmp: Path) -> tuple[
     if proc.returncode != 0:
         sys.exit(f"suite run failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
     report = json.loads((out / "reports" / "report.json").read_text())
-    results = {t["name"]: t["result"] for t in report["tests"] if "/" in t["name"]}
-    restored = sum(1 for t in report["tests"] if "/" in t["name"] and t.get("restored_from"))
+    tests = [t for t in report["tests"] if t["name"].startswith("bench.")]
+    results = {t["name"]: t["result"] for t in tests}
+    restored = sum(1 for t in tests if t.get("restored_from"))
+    if len(results) != n or len({m for t in tests for m in t["machines"]}) != n:
+        sys.exit(f"expected {n} tests on {n} machines: {tests}")
     print(f"  N={n:<2} restore={'on ' if restore else 'off'} {took:7.1f} s  "
           f"restored machines: {restored}/{len(results)}", flush=True)
     return took, results

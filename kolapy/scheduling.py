@@ -52,11 +52,14 @@ def template_digest(spec: MachineSpec) -> str:
     return spec_digest(dataclasses.replace(spec, image=Path("-")))
 
 
-def restore_digests(plans: Any) -> set[str]:
+def restore_digests(plans: Any, workers: int = 1) -> set[str]:
     """Template digests that several machines of a run share (a template pays off).
 
     ``plans`` are the session's item plans; a machine is counted once per share
     key.  Clusters, denylisted tests and tests flagged ``fresh_boot`` are left out.
+    Each of ``workers`` (xdist) saves its own template, so a spec qualifies when
+    its machines come to at least two per worker: a worker with one such machine
+    would pay a boot and a restore for nothing.
     """
     from collections import Counter
 
@@ -70,7 +73,7 @@ def restore_digests(plans: Any) -> set[str]:
             continue
         seen.add(plan.key)
         counts[template_digest(plan.spec)] += 1
-    return {digest for digest, n in counts.items() if n >= 2}
+    return {digest for digest, n in counts.items() if n >= 2 * max(1, workers)}
 
 
 def share_key(parent_name: str, spec: MachineSpec, *, exclusive: bool, conflicts: bool) -> str:

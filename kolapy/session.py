@@ -176,7 +176,9 @@ class KolaSession:
         self.pool.users.update(users)
         from kolapy.scheduling import restore_digests
 
-        self.pool.restore_digests = restore_digests(self.plans)
+        workerinput = getattr(config, "workerinput", None) or {}
+        self.pool.restore_digests = restore_digests(
+            self.plans, workers=int(workerinput.get("workercount", 1)))
 
     def timeout_scale(self) -> float:
         """How much slower than KVM this run's machines are (TCG: several times)."""

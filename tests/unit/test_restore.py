@@ -40,6 +40,13 @@ def test_a_spec_two_machines_use_is_worth_a_template() -> None:
     assert restore_digests(plans) == {template_digest(SPEC)}
 
 
+def test_each_worker_must_get_two_machines_of_the_spec() -> None:
+    plans = [Plan(f"kola-{i}") for i in range(3)]
+    assert restore_digests(plans, workers=3) == set()  # one each: a plain boot is cheaper
+    assert restore_digests(plans + [Plan(f"kola-x{i}") for i in range(3)], workers=3) == {
+        template_digest(SPEC)}
+
+
 def test_subtests_of_one_machine_count_once() -> None:
     assert restore_digests([Plan("kola-a"), Plan("kola-a")]) == set()
 
