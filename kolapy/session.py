@@ -360,7 +360,7 @@ class KolaSession:
         from kolapy import __version__
         from kolapy.report.properties import image_checksum
 
-        image = self._image or self.cfg.image
+        image = self._image or self.cfg.image or _reference_image(self.cfg.arch)
         return {
             "command_line": sys.argv,
             "image": str(image or "reference"),
@@ -458,6 +458,16 @@ def _wait_for_interrupt(machines: list[Any]) -> None:
             time.sleep(1)
     except KeyboardInterrupt:
         pass
+
+
+def _reference_image(arch: Any) -> Path | None:
+    """The cached reference image (the workers' default), for the report; None if unknown."""
+    try:
+        from kolapy.refimage import image_path
+
+        return image_path(arch)
+    except Exception:  # a report fact, never a reason to fail the run's end
+        return None
 
 
 def _with_image(spec: Any, image: Path) -> Any:
