@@ -280,3 +280,9 @@ def test_page_in_headless_chromium(tmp_path: Path) -> None:
         assert b.eval("document.getElementById('shown').textContent") == "1 of 6 shown"
         shot = b.screenshot(tmp_path / "page.png")
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_run_cut_after_some_tests_is_marked_interrupted(tmp_path: Path) -> None:
+    html = render_html(tmp_path, _records(), {**PROPS, "exit_status": 2}, _events())
+    assert 'id="state">interrupted<' in html and 'data-count="total"><b>5<' in html
+    assert 'id="state"' not in _page(tmp_path)  # a finished run says nothing more
