@@ -78,6 +78,23 @@ def failed_tests(output_dir: Path) -> list[str]:
     return [t["name"] for t in tests if t.get("result") == "FAIL"]
 
 
+# Ctrl-C or SIGTERM (the plugin turns it into KeyboardInterrupt): the shell's 128 + SIGINT.
+INTERRUPTED = 130
+
+
+class _Interrupted:
+    """Tells an interrupted pytest run (Ctrl-C, SIGTERM) from ``pytest.exit(returncode=2)``."""
+
+    def __init__(self) -> None:
+        self.seen = False
+
+    def pytest_keyboard_interrupt(self, excinfo: object) -> None:
+        import pytest
+
+        value = getattr(excinfo, "value", None)
+        self.seen = not isinstance(value, pytest.exit.Exception)
+
+
 def run(ns: argparse.Namespace, forwarded: list[str]) -> int:
     """Run the selected tests; with ``--rerun``, run the failed ones once more.
 
@@ -87,16 +104,23 @@ def run(ns: argparse.Namespace, forwarded: list[str]) -> int:
     """
     import pytest
 
+    from kolapy.outputcheck import check_output_dir
     from kolapy.report.outdir import default_output_dir
 
     image = resolve_image(ns)
     preflight_run(ns, image, forwarded)
     out = Path(ns.output_dir).absolute() if ns.output_dir else default_output_dir().absolute()
-    rc = int(pytest.main(pytest_args(ns, forwarded, image, out, list(ns.patterns))))
+    check_output_dir(out)  # read-only or full: exit 2 before any boot
+    cut = _Interrupted()
+    rc = int(pytest.main(pytest_args(ns, forwarded, image, out, list(ns.patterns)),
+                         plugins=[cut]))
+    if cut.seen:
+        return INTERRUPTED
     if not ns.rerun or rc != 1:
         return rc
     again = failed_tests(out)
     if not again:
         return rc
     print(f"kolapy: rerunning {len(again)} failed test(s): {' '.join(again)}", file=sys.stderr)
-    return int(pytest.main(pytest_args(ns, forwarded, image, out / "rerun", again)))
+    rc = int(pytest.main(pytest_args(ns, forwarded, image, out / "rerun", again), plugins=[cut]))
+    return INTERRUPTED if cut.seen else rc

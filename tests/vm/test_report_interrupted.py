@@ -59,7 +59,7 @@ def test_interrupted_run_has_a_page_and_kolapy_report_rebuilds_it(tmp_path: Path
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 2, text[-3000:]  # pytest's "interrupted"
+    assert proc.returncode == 130, text[-3000:]  # kolapy run: interrupted (docs/cli.md)
 
     page = out / "reports" / "report.html"
     html = page.read_text()
