@@ -7,6 +7,7 @@ decides something lives in :mod:`kolapy.session` and the library.
 from __future__ import annotations
 
 import signal
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ SESSION = pytest.StashKey[KolaSession]()
 MACHINES = pytest.StashKey[list[tuple[Any, Any]]]()
 FAILED = pytest.StashKey[bool]()
 LOADGROUP_KEY = "kolapy_loadgroup"
+# The run could not write its reports (disk full, output dir gone): exit 3, one line.
+REPORTS_UNWRITTEN = 3
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -57,6 +60,9 @@ def pytest_configure(config: pytest.Config) -> None:
         session = KolaSession.from_pytest_config(config)
         if not session.is_worker:
             session.preflight()
+            from kolapy.outputcheck import check_output_dir
+
+            check_output_dir(session.output_dir)
     except BadInputError as exc:
         pytest.exit(f"kolapy: error: {exc}", returncode=BadInputError.exit_code)
     config.stash[SESSION] = session
@@ -199,8 +205,14 @@ def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     ks = session.config.stash.get(SESSION, None)
-    if ks is not None:
+    if ks is None:
+        return
+    try:
         ks.finish(session, exitstatus)
+    except OSError as exc:  # disk full, output dir gone: one line, not a traceback
+        print(f"kolapy: error: cannot write the reports to {ks.output_dir}: {exc}",
+              file=sys.stderr)
+        session.exitstatus = REPORTS_UNWRITTEN
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
