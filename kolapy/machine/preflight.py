@@ -107,7 +107,30 @@ def check_image(image: Path, *, qemu_img: str = "qemu-img") -> str:
         raise BadInputError(
             f"image {image} is not a disk image (no qcow2 header and no partition table)"
         )
+    if fmt == "qcow2":
+        check_qcow2(image, qemu_img=qemu_img)
     return fmt
+
+
+def check_qcow2(image: Path, *, qemu_img: str = "qemu-img") -> None:
+    """Reject a qcow2 whose metadata is corrupt (e.g. truncated); leaked clusters are fine.
+
+    ``qemu-img check`` reads only the metadata (a few ms for a GiB image); its
+    exit code is 2 for corruption and 1 when the check could not complete.
+    """
+    proc = subprocess.run(
+        [qemu_img, "check", "-U", "--output=json", str(image)],
+        capture_output=True, text=True, check=False, timeout=120,
+    )
+    if proc.returncode in (0, 3):  # clean, or only leaked clusters
+        return
+    try:
+        errors = int(json.loads(proc.stdout).get("corruptions", 0))
+    except (ValueError, AttributeError):
+        errors = 0
+    first = (proc.stderr.strip().splitlines() or ["qemu-img check failed"])[0]
+    found = f"{errors} corruption(s), first: " if errors else ""
+    raise BadInputError(f"image {image} is corrupt: qemu-img check found {found}{first}")
 
 
 def has_partition_table(head: bytes) -> bool:
