@@ -477,7 +477,7 @@ class QemuMachine(Machine):
                 self._journal.text_since(mark.journal_offset))
 
     def write_artifacts(self, directory: Path) -> None:
-        """Write console.txt, journal.txt, ignition.json and ssh-config into ``directory``.
+        """Write console.txt, journal.txt, ignition.json, qemu-stderr.txt and ssh-config.
 
         A machine that rebooted also gets each boot's slice on its own:
         ``console.boot<N>.txt`` and ``journal.boot<N>.txt`` (N from 1).
@@ -494,6 +494,7 @@ class QemuMachine(Machine):
             (directory / "ignition.json").write_text(json.dumps(self.ignition, indent=2) + "\n")
         if self._emergency.has_content():
             (directory / "ignition-journal.txt").write_text(self._emergency.text_since(0))
+        (directory / "qemu-stderr.txt").write_text(self._stderr())  # the workdir goes away
         (directory / "ssh-config").write_text(
             f"Host {self.name}\n"
             f"    HostName 127.0.0.1\n    Port {self.ssh_port}\n    User {self.distro.ssh_user}\n"
