@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,3 +119,12 @@ def wait_event(proc: subprocess.Popen[str], out: Path, name: str, timeout: float
             os.killpg(proc.pid, signal.SIGKILL)
             raise AssertionError(f"no {name!r} event within {timeout:.0f}s")
         time.sleep(0.2)
+
+
+def junit_case(out: Path, name: str) -> ET.Element:
+    """The JUnit testcase of kola test ``name`` in a finished run."""
+    root = ET.parse(out / "reports" / "junit.xml").getroot()
+    for case in root.iter("testcase"):
+        if case.get("name") == name:
+            return case
+    raise AssertionError(f"no testcase {name!r} in {out / 'reports' / 'junit.xml'}")

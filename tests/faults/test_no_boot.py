@@ -22,10 +22,12 @@ import pytest
 
 from tests.faults.harness import (
     BAD_INPUT,
+    FAILED,
     INTERRUPTED,
     PASSED,
     REPORTS_UNWRITTEN,
     Sandbox,
+    junit_case,
     leftover_pids,
     one_error_line,
     sha256,
@@ -326,3 +328,24 @@ def test_config_not_utf8_is_bad_input(box: Sandbox, blank: tuple[Path, str]) -> 
     assert r.returncode == BAD_INPUT, (r.stdout + r.stderr)[-3000:]
     one_error_line(r.stderr, str(config), "utf-8")
     box.assert_clean()
+
+
+# ---- 2: the guest hangs at boot (no SSH, no console): a bounded wait, then an error ---------
+
+def test_guest_hang_at_boot_is_a_bounded_infra_error(box: Sandbox, blank: tuple[Path, str]) -> None:
+    image, checksum = blank
+    start = time.monotonic()
+    # Every timeout scaled by 0.1: the 120 s ready timeout becomes 12 s.
+    r = box.run("fault.hang", _tests(box, "hang", HANGS), f"--nestos-image={image}",
+                env=box.env(KOLAPY_TIMEOUT_SCALE="0.1"), timeout=300)
+    took = time.monotonic() - start
+    assert r.returncode == FAILED, (r.stdout + r.stderr)[-3000:]
+    assert took < 120, took
+    case = junit_case(box.out, "fault.hang")
+    assert case.find("error") is not None and case.find("failure") is None
+    assert "not ready within 12s" in case.find("error").get("message", "")  # type: ignore[union-attr]
+    kept = {p.name for p in (box.out / "fault.hang").glob("*/*")}
+    assert {"console.txt", "journal.txt", "qemu-stderr.txt", "ignition.json"} <= kept, kept
+    # (a blank disk writes nothing on the serial console: SeaBIOS talks to the VGA)
+    box.assert_clean()
+    assert sha256(image) == checksum
