@@ -264,3 +264,32 @@ def test_nestos_iso_makes_iso_machines(tmp_path: Path) -> None:
     plain = spec_for(SimpleNamespace(), RunConfig.from_options(lambda d, default: default),
                      tmp_path / "ref.qcow2")
     assert not plain.is_iso and plain.image == tmp_path / "ref.qcow2"
+
+
+def test_disk_image_extents(tmp_path: Path) -> None:
+    from kolapy.iso.build import MIB, data_extents, write_extents
+
+    raw = tmp_path / "disk.raw"
+    with raw.open("wb") as f:
+        f.truncate(64 * MIB)
+        f.seek(0)
+        f.write(b"\x01" * 1000)  # MiB 0
+        f.seek(10 * MIB + 5)
+        f.write(b"\x02" * (2 * MIB))  # MiB 10..12
+        f.seek(64 * MIB - 512)
+        f.write(b"\x03" * 512)  # the last MiB (backup GPT)
+    extents = data_extents(raw)
+    if extents == [(0, 64)]:
+        pytest.skip("this file system reports no holes (SEEK_DATA/SEEK_HOLE)")
+    assert extents == [(0, 1), (10, 3), (63, 1)]
+    data = tmp_path / "data"
+    assert write_extents(raw, data) == extents
+    blob = data.read_bytes()
+    assert len(blob) == 5 * MIB
+    # Writing each extent back at its offset gives the image again.
+    back = bytearray(64 * MIB)
+    pos = 0
+    for off, count in extents:
+        back[off * MIB:(off + count) * MIB] = blob[pos:pos + count * MIB]
+        pos += count * MIB
+    assert bytes(back) == raw.read_bytes()
