@@ -72,6 +72,15 @@ def test_exclusive_tests_get_clones_of_one_saved_machine(ref_image: Path, tmp_pa
     for t in tests:
         (m,) = t["machines"]
         assert (out / t["name"] / m / "journal.txt").exists()
+    # JUnit: each clone's testcase carries the saved machine's boot (it never booted).
+    import xml.etree.ElementTree as ET
+
+    cases = {c.get("name"): c for c in ET.parse(out / "reports/junit.xml").iter("testcase")}
+    for t in tests:
+        console = cases[t["name"]].findtext("system-out") or ""
+        assert f"was restored from {template}" in console, t["name"]
+        assert "Linux version" in console, t["name"]
+        assert "Linux version" in (cases[t["name"]].findtext("system-err") or ""), t["name"]
     # Clones share the saved machine's boot (documented): one boot_id in all three.
     boot_ids = re.findall(r"boot_id ([0-9a-f-]{36})", proc.stdout)
     assert len(boot_ids) == 3 and len(set(boot_ids)) == 1, boot_ids
