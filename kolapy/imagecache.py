@@ -158,11 +158,11 @@ def format_entries(entries: list[CacheEntry]) -> str:
     """A table of ``entries`` for a terminal."""
     if not entries:
         return f"no reference images in {images_dir()}"
-    lines = [f"{'HASH':<17} {'ARCH':<8} {'SIZE':>9}  {'BUILT':<20} STATUS"]
+    lines = [f"{'HASH':<21} {'ARCH':<8} {'SIZE':>9}  {'BUILT':<20} STATUS"]
     for e in entries:
         status = "current" if e.current else "stale"
         if e.users:
             status += f", in use (pid {', '.join(map(str, e.users))})"
-        lines.append(f"{e.name:<17} {','.join(e.archs) or '?':<8} "
+        lines.append(f"{e.name:<21} {','.join(e.archs) or '?':<8} "
                      f"{e.size / 2**20:>7.0f}Mi  {e.built_at[:19]:<20} {status}")
     return "\n".join(lines)
