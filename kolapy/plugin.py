@@ -17,6 +17,7 @@ import pytest
 from kolapy.errors import BadInputError
 from kolapy.hostsvc.fixtures import host_http, host_registry  # noqa: F401 (fixtures)
 from kolapy.options import OPTIONS, PYTEST_ONLY
+from kolapy.report.collector import INFRA, KEY_ERROR_KIND, KEY_NAME, KEY_PARENT
 from kolapy.report.live import OPTION as LIVE_OPTION
 from kolapy.report.live import live_view
 from kolapy.session import OUTDIR_KEY, KolaSession
@@ -52,6 +53,10 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
         "load",
     ):
         config.option.dist = "loadgroup"
+        # xdist 3.8 hangs forever when it replaces a crashed worker under loadgroup
+        # (pytest-xdist#1323/#1327/#1378): end with the crash reported instead.
+        if getattr(config.option, "maxworkerrestart", None) is None:
+            config.option.maxworkerrestart = "0"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -90,9 +95,28 @@ class _ControllerHooks:
 
     def __init__(self, session: KolaSession) -> None:
         self.session = session
+        self._names: dict[str, list[tuple[str, Any]]] = {}  # nodeid -> its kola name props
+        self._sched: Any = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.nodeid not in self._names:
+            self._names[report.nodeid] = [
+                (k, v) for k, v in report.user_properties if k in (KEY_NAME, KEY_PARENT)
+            ]
         self.session.record(report)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_handlecrashitem(self, crashitem: str, report: pytest.TestReport,
+                               sched: Any) -> None:
+        # xdist's crash report carries none of kolapy's properties: without them the
+        # test kept its passed setup and showed as PASS.  It is an infrastructure error.
+        self._sched = sched
+        report.user_properties += [*self._names.get(crashitem, []), (KEY_ERROR_KIND, INFRA)]
+
+    def never_ran(self) -> list[str]:
+        """Test ids xdist dropped with a crashed worker (it does not replace it here)."""
+        collection = getattr(self._sched, "collection", None) or []
+        return [nodeid for nodeid in collection if nodeid not in self._names]
 
 
 class _XdistHooks:
@@ -207,6 +231,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     ks = session.config.stash.get(SESSION, None)
     if ks is None:
         return
+    hooks = session.config.pluginmanager.get_plugin("kolapy-controller")
+    lost = hooks.never_ran() if hooks is not None else []
+    if lost:
+        print(f"kolapy: error: {len(lost)} test(s) never ran, their xdist worker crashed: "
+              f"{' '.join(lost)}", file=sys.stderr)
+        session.exitstatus = max(int(session.exitstatus), 1)
     try:
         ks.finish(session, exitstatus)
     except OSError as exc:  # disk full, output dir gone: one line, not a traceback
