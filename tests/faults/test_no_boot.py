@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -349,3 +350,46 @@ def test_guest_hang_at_boot_is_a_bounded_infra_error(box: Sandbox, blank: tuple[
     # (a blank disk writes nothing on the serial console: SeaBIOS talks to the VGA)
     box.assert_clean()
     assert sha256(image) == checksum
+
+
+# ---- 9: an xdist worker killed mid-run ---------------------------------------------------------
+
+KILLS_WORKER = """
+import os, signal, time
+from kolapy import kola
+
+@kola(name="fault.w1")
+def test_w1():
+    time.sleep(1)
+
+@kola(name="fault.worker-killed")
+def test_worker_killed():
+    time.sleep(0.5)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+@kola(name="fault.w2")
+def test_w2():
+    time.sleep(1)
+
+@kola(name="fault.w3")
+def test_w3():
+    time.sleep(1)
+"""
+
+
+def test_xdist_worker_killed(box: Sandbox, blank: tuple[Path, str]) -> None:
+    image, _ = blank
+    r = box.run("fault.*", _tests(box, "wk", KILLS_WORKER), f"--nestos-image={image}", "-j", "2",
+                timeout=300)
+    assert r.returncode == FAILED, (r.stdout + r.stderr)[-3000:]
+    case = junit_case(box.out, "fault.worker-killed")
+    assert case.find("error") is not None, ET.tostring(case)[:2000]
+    assert "crashed" in (case.find("error").text or "")  # type: ignore[union-attr]
+    results = {t["name"]: t["result"] for t in
+               json.loads((box.out / "reports" / "report.json").read_text())["tests"]}
+    assert results.pop("fault.worker-killed") == "FAIL"
+    # The others passed, or (xdist drops a crashed worker's queue) are named as never run.
+    lost = [ln for ln in r.stderr.splitlines() if "never ran" in ln]
+    for name in ("fault.w1", "fault.w2", "fault.w3"):
+        assert results.get(name) == "PASS" or (lost and f"@kola-{name}-" in lost[0]), r.stderr
+    box.assert_clean()
