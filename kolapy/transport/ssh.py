@@ -239,7 +239,11 @@ def _collect(
         drained = not chan.recv_ready() and not chan.recv_stderr_ready()
         quiet = chan.eof_received or time.monotonic() - last_data > _QUIET_AFTER_EXIT
         if chan.exit_status_ready() and drained and quiet:
-            return chan.recv_exit_status(), b"".join(out), b"".join(err)
+            rc = chan.recv_exit_status()
+            if rc == -1:  # paramiko: the channel closed without an exit status
+                raise TransportError(
+                    f"SSH connection closed during command {cmd!r} (no exit status)")
+            return rc, b"".join(out), b"".join(err)
         remaining = end - time.monotonic()
         if remaining <= 0:
             raise TimeoutExpired(f"command {cmd!r} did not finish within {timeout:.0f}s")
