@@ -419,6 +419,12 @@ class QemuMachine(Machine):
     def _execute(self, cmd: str, timeout: float, stdin: bytes | None = None) -> CommandResult:
         if self._ssh is None:
             raise TransportError(f"{self.name}: not connected (call wait_ready first)")
+        if not self._ssh.connected:  # an earlier command lost the connection: one new try
+            self.check_alive()
+            log.info("%s: SSH connection lost, reconnecting", self.name)
+            self._ssh.connect(deadline=max(1.0, min(timeout, self.scaled(30))),
+                              attempt_timeout=min(30.0, self.scaled(6)),
+                              give_up=self.check_alive)
         try:
             return self._ssh.execute(cmd, timeout, stdin)
         except TransportError:
