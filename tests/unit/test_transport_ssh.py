@@ -42,3 +42,33 @@ def test_openssh_accepts_the_private_key(tmp_path):
     out = subprocess.run(["ssh-keygen", "-y", "-f", str(pair.private_path)],
                          capture_output=True, text=True, check=True).stdout
     assert out.split()[:2] == pair.public_openssh.split()[:2]
+
+
+class _ClosedChannel:
+    """A paramiko channel whose connection dropped: closed, no exit status sent."""
+
+    eof_received = True
+
+    def recv_ready(self) -> bool:
+        return False
+
+    def recv_stderr_ready(self) -> bool:
+        return False
+
+    def exit_status_ready(self) -> bool:
+        return True
+
+    def recv_exit_status(self) -> int:
+        return -1
+
+
+def test_cut_connection_is_a_transport_error_not_a_failed_command():
+    import time
+
+    import pytest
+
+    from kolapy.errors import TransportError
+    from kolapy.transport.ssh import _collect
+
+    with pytest.raises(TransportError, match="closed during command 'sleep 30'"):
+        _collect(_ClosedChannel(), "sleep 30", time.monotonic() + 5, 5)  # type: ignore[arg-type]
