@@ -35,15 +35,27 @@ def test_nics(machine):
 
 
 def test_pair_pings_over_private_network(ref_image: Path, tmp_path: Path) -> None:
+    """Through ``kolapy run --rerun``: a cluster that fails to come up once is booted again.
+
+    Under a loaded 2-core TCG host, a member's systemd-networkd has timed out its
+    netlink calls (``ens2: Failed to sync link information: Connection timed out``)
+    and the machine never got SSH. The first attempt may only fail that way, as an
+    infrastructure error at boot; the rerun must pass everything.
+    """
     (tmp_path / "test_pair.py").write_text(KOLA_TEST)
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         f"--nestos-image={ref_image}", f"--kola-output-dir={out}", str(tmp_path / "test_pair.py")],
-        cwd=tmp_path, capture_output=True, text=True, timeout=1500,
+        [sys.executable, "-m", "kolapy.cli", "run", "pair", f"--tests={tmp_path / 'test_pair.py'}",
+         "--rerun", f"--nestos-image={ref_image}", f"--output-dir={out}", "--live=plain"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=2400,
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     report = json.loads((out / "reports" / "report.json").read_text())
+    first = {t["name"]: t for t in report["tests"] if t["name"].split("/")[0] == "pair"}
+    if {t["result"] for t in first.values()} != {"PASS"}:
+        for t in first.values():
+            assert t["result"] == "PASS" or "not ready within" in str(t.get("output", "")), t
+        report = json.loads((out / "rerun" / "reports" / "report.json").read_text())
     # the parent and its subtests ("pair/<subtest>") each have an entry
     results = {t["name"]: t for t in report["tests"] if t["name"].split("/")[0] == "pair"}
     assert set(results) == {"pair", "pair/peers-reach-each-other", "pair/nics"}, list(results)
