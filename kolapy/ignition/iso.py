@@ -65,21 +65,36 @@ def find_record(iso: pycdlib.PyCdlib, long_path: str, short_path: str) -> object
     return None
 
 
-def find_embed_area(iso_path: Path) -> EmbedArea:
-    """Locate the Ignition embed area of a live ISO, or raise :class:`BadInputError`."""
+def open_iso(iso_path: Path) -> pycdlib.PyCdlib:
+    """``iso_path`` opened with pycdlib (close it when done), or :class:`BadInputError`."""
     iso = pycdlib.PyCdlib()
     try:
         iso.open(str(iso_path))
     except (OSError, PyCdlibException) as e:
         raise BadInputError(f"{iso_path}: not a readable ISO image: {e}") from None
-    try:
-        for long_path, short_path in IGNINFO_PATHS:
-            if find_record(iso, long_path, short_path) is None:
-                continue
+    return iso
+
+
+def read_first(iso: pycdlib.PyCdlib,
+               paths: tuple[tuple[str, str], ...]) -> tuple[str, bytes] | None:
+    """(long path, contents) of the first of ``paths`` (long, ISO9660) in ``iso``; else None."""
+    for long_path, short_path in paths:
+        if find_record(iso, long_path, short_path) is not None:
             buf = io.BytesIO()
             iso.get_file_from_iso_fp(buf, iso_path=short_path)
+            return long_path, buf.getvalue()
+    return None
+
+
+def find_embed_area(iso_path: Path) -> EmbedArea:
+    """Locate the Ignition embed area of a live ISO, or raise :class:`BadInputError`."""
+    iso = open_iso(iso_path)
+    try:
+        found = read_first(iso, IGNINFO_PATHS)
+        if found is not None:
+            long_path, data = found
             try:
-                info = json.loads(buf.getvalue())
+                info = json.loads(data)
                 name = info["file"]
             except (ValueError, KeyError, TypeError):
                 raise BadInputError(

@@ -11,7 +11,6 @@ Every area holds the same text.  ISOs without kargs.json may carry the legacy
 
 from __future__ import annotations
 
-import io
 import json
 import shlex
 import struct
@@ -19,11 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import pycdlib
-from pycdlib.pycdlibexception import PyCdlibException
-
 from kolapy.errors import BadInputError
-from kolapy.ignition.iso import find_record, iso9660_name
+from kolapy.ignition.iso import find_record, iso9660_name, open_iso, read_first
 
 KARGS_INFO_PATHS = (
     ("/coreos/kargs.json", "/COREOS/KARGS.JSO;1"),
@@ -81,25 +77,19 @@ def _read_areas(iso_path: Path, size: int, default: str, areas: list[KargArea]) 
 def find_kargs_areas(iso_path: Path) -> KargAreas:
     """The kernel-argument areas of a live ISO, or :class:`BadInputError`."""
     iso_path = Path(iso_path)
-    iso = pycdlib.PyCdlib()
+    iso = open_iso(iso_path)
+    areas: list[KargArea] = []
     try:
-        iso.open(str(iso_path))
-    except (OSError, PyCdlibException) as e:
-        raise BadInputError(f"{iso_path}: not a readable ISO image: {e}") from None
-    try:
-        for long_path, short_path in KARGS_INFO_PATHS:
-            if find_record(iso, long_path, short_path) is None:
-                continue
-            buf = io.BytesIO()
-            iso.get_file_from_iso_fp(buf, iso_path=short_path)
+        found = read_first(iso, KARGS_INFO_PATHS)
+        if found is not None:
+            long_path, data = found
             try:
-                info = json.loads(buf.getvalue())
+                info = json.loads(data)
                 size, default, files = int(info["size"]), str(info["default"]), info["files"]
             except (ValueError, KeyError, TypeError):
                 raise BadInputError(f"{iso_path}: {long_path} is not a kargs description") from None
             if size > MAX_SIZE or len(default) > size:
                 raise BadInputError(f"{iso_path}: {long_path}: area size {size} is invalid")
-            areas = []
             for entry in files:
                 name = str(entry["path"])
                 rec = find_record(iso, "/" + name.strip("/"), iso9660_name(name))
@@ -108,9 +98,6 @@ def find_kargs_areas(iso_path: Path) -> KargAreas:
                 start = rec.extent_location() * iso.logical_block_size  # type: ignore[attr-defined]
                 areas.append(KargArea(start + int(entry["offset"]), str(entry.get("pad", "#")),
                                       str(entry.get("end", "\n"))))
-            break
-        else:
-            areas = []
     finally:
         iso.close()
     if areas:
