@@ -428,8 +428,16 @@ class QemuMachine(Machine):
         try:
             return self._ssh.execute(cmd, timeout, stdin)
         except TransportError:
+            self._settle_exit()
             self.check_alive()  # a dead QEMU explains a dead SSH better
             raise
+
+    def _settle_exit(self, grace: float = 2.0) -> None:
+        """Give a dying QEMU a moment to become reapable: the kernel closes its sockets
+        (so SSH sees a reset) just before the process can be waited for."""
+        if self._proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(grace)
 
     def _reboot_and_reconnect(self, old_boot_id: str, trigger: bool = True) -> None:
         assert self._ssh is not None
