@@ -96,6 +96,9 @@ def _parser() -> argparse.ArgumentParser:
     from kolapy.iso.cli import add_parser as add_iso_parser
 
     add_iso_parser(sub)
+    from kolapy.k8s.cli import add_parser as add_k8s_parser
+
+    add_k8s_parser(sub)
 
     spawn = sub.add_parser("spawn", help="boot one machine and print how to reach it")
     spawn.add_argument("--ignition", metavar="FILE", help="Ignition config (.ign/.json/.bu)")
@@ -152,6 +155,12 @@ def _image(ns: argparse.Namespace) -> int:
 
 def _iso(ns: argparse.Namespace) -> int:
     from kolapy.iso.cli import run
+
+    return run(ns)
+
+
+def _k8s(ns: argparse.Namespace) -> int:
+    from kolapy.k8s.cli import run
 
     return run(ns)
 
@@ -216,6 +225,7 @@ VERBS = {
     "run-upgrade": _run_upgrade,
     "image": _image,
     "iso": _iso,
+    "k8s": _k8s,
     "list": _list,
     "spawn": _spawn,
     "check-console": _check_console,

@@ -1,0 +1,1 @@
+"""Kubernetes on kolapy machines: NestOS's Ignition recipe and locally built node binaries."""

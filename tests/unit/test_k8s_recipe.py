@@ -1,0 +1,360 @@
+"""NestOS's Kubernetes recipe as code (kolapy.k8s.recipe), field by field, and ignition-validate.
+
+The ``NESTOS_DOC_*`` tables transcribe the values of NestOS's document
+"Deploy the kubernetes cluster based on NestOS" (NestOS 22.09, Kubernetes
+v1.23.10, iSulad 2.0.16): the Butane configs of its master and node.
+Where kolapy differs on purpose (kubeadm v1beta4, a generated token, node-ip,
+containerd on the reference image), the test says so next to the assertion.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+import sys
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kolapy.k8s.recipe import (
+    NESTOS,
+    REFERENCE,
+    K8sCluster,
+    Node,
+    machine_ignition,
+    new_bootstrap_token,
+)
+
+MASTER = Node("k8s-master01", "10.200.0.11")
+WORKER = Node("k8s-node01", "10.200.0.12")
+TOKEN = "abcdef.0123456789abcdef"
+
+# -- NestOS's document, transcribed -----------------------------------------
+NESTOS_DOC_SYSCTL = [
+    "net.bridge.bridge-nf-call-iptables=1",
+    "net.bridge.bridge-nf-call-ip6tables=1",
+    "net.ipv4.ip_forward=1",
+]
+NESTOS_DOC_DAEMON_JSON = {
+    "exec-opts": ["native.cgroupdriver=systemd"],
+    "group": "isula",
+    "default-runtime": "lcr",
+    "graph": "/var/lib/isulad",
+    "state": "/var/run/isulad",
+    "engine": "lcr",
+    "log-level": "ERROR",
+    "pidfile": "/var/run/isulad.pid",
+    "log-opts": {"log-file-mode": "0600", "log-path": "/var/lib/isulad", "max-file": "1",
+                 "max-size": "30KB"},
+    "log-driver": "stdout",
+    "container-log": {"driver": "json-file"},
+    "hook-spec": "/etc/default/isulad/hooks/default.json",
+    "start-timeout": "2m",
+    "storage-driver": "overlay2",
+    "storage-opts": ["overlay2.override_kernel_check=true"],
+    "registry-mirrors": ["docker.io"],
+    "native.umask": "secure",
+    "network-plugin": "cni",
+    "cni-bin-dir": "/opt/cni/bin",
+    "cni-conf-dir": "/etc/cni/net.d",
+    "image-layer-check": False,
+    "use-decrypted-key": True,
+    "insecure-skip-verify-enforce": False,
+    "cri-runtimes": {"kata": "io.containerd.kata.v2"},
+}
+NESTOS_DOC_DROPIN_LINES = [
+    "[Service]",
+    'Environment="KUBELET_KUBECONFIG_ARGS=--bootstrap-kubeconfig=/etc/kubernetes/'
+    'bootstrap-kubelet.conf --kubeconfig=/etc/kubernetes/kubelet.conf"',
+    'Environment="KUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml"',
+    "EnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env",
+    "EnvironmentFile=-/etc/sysconfig/kubelet",
+    "ExecStart=",
+    "ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS "
+    "$KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS",
+]
+NESTOS_DOC_KUBELET_UNIT = {
+    "Description": "kubelet: The Kubernetes Node Agent",
+    "Wants": "network-online.target",
+    "After": "network-online.target",
+    "ExecStart": "/usr/bin/kubelet",
+    "Restart": "always",
+    "StartLimitInterval": "0",
+    "RestartSec": "10",
+    "WantedBy": "multi-user.target",
+}
+# unit -> the ExecStart lines the document gives (master, then node where it differs)
+NESTOS_DOC_EXEC = {
+    "set-kernel-para": ["modprobe br_netfilter", "sysctl -p /etc/sysctl.d/kubernetes.conf",
+                        "/bin/touch /var/log/set-kernel-para.stamp"],
+    "pull-images": ["systemctl start isulad", "systemctl enable isulad", "sh /root/pull_images.sh"],
+    "disable-selinux": [
+        "bash -c \"sed -i 's#SELINUX=enforcing#SELINUX=disabled#g' /etc/selinux/config\"",
+        "setenforce 0", "/bin/touch /var/log/disable-selinux.stamp"],
+    "init-cluster": ["kubeadm init --config=/root/init-config.yaml --upload-certs",
+                     "/bin/touch /var/log/init-k8s-cluster.stamp"],
+    "join-cluster": ["kubeadm join --config=/root/join-config.yaml"],
+}
+NESTOS_DOC_MASTER_UNITS = {"kubelet", "set-kernel-para", "pull-images", "disable-selinux",
+                           "set-time-sync", "init-cluster", "install-cni-plugin"}
+NESTOS_DOC_NODE_UNITS = {"kubelet", "set-kernel-para", "pull-images", "disable-selinux",
+                         "set-time-sync", "join-cluster"}
+NESTOS_DOC_PREP = ["set-kernel-para", "pull-images", "disable-selinux", "set-time-sync"]
+
+
+# -- helpers -------------------------------------------------------------------
+def _decode(url: str) -> str:
+    head, _, data = url.partition(",")
+    if head.endswith(";base64"):
+        return base64.b64decode(data).decode()
+    raw = urllib.parse.unquote_to_bytes(data)
+    return raw.decode()
+
+
+def files_of(config: dict[str, Any]) -> dict[str, str]:
+    return {f["path"]: _decode(f["contents"]["source"]) for f in config["storage"]["files"]}
+
+
+def units_of(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {u["name"].removesuffix(".service"): u for u in config["systemd"]["units"]}
+
+
+def unit_values(contents: str, key: str) -> list[str]:
+    prefix = f"{key}="
+    return [line[len(prefix):] for line in contents.splitlines() if line.startswith(prefix)]
+
+
+def configs(flavor: Any) -> tuple[dict[str, Any], dict[str, Any], K8sCluster]:
+    cluster = K8sCluster(master=MASTER, workers=(WORKER,), flavor=flavor, token=TOKEN)
+    master = machine_ignition(cluster, "master").to_dict()
+    worker = machine_ignition(cluster, "worker", WORKER).to_dict()
+    return master, worker, cluster
+
+
+# -- field by field -----------------------------------------------------------
+@pytest.mark.parametrize("flavor", [NESTOS, REFERENCE], ids=lambda f: f.name)
+def test_common_files_match_the_document(flavor: Any) -> None:
+    master, worker, _ = configs(flavor)
+    for config, node in ((master, MASTER), (worker, WORKER)):
+        files = files_of(config)
+        assert files["/etc/hostname"].strip() == node.name
+        hosts = files["/etc/hosts"].splitlines()
+        assert hosts[0].split()[:2] == ["127.0.0.1", "localhost"]
+        assert f"{MASTER.address} {MASTER.name}" in hosts
+        assert f"{WORKER.address} {WORKER.name}" in hosts
+        assert files["/etc/sysctl.d/kubernetes.conf"].splitlines() == NESTOS_DOC_SYSCTL
+        dropin = files["/etc/systemd/system/kubelet.service.d/10-kubeadm.conf"]
+        non_comment = [line for line in dropin.splitlines() if not line.startswith("#")]
+        assert non_comment == NESTOS_DOC_DROPIN_LINES
+        assert {"path": "/etc/systemd/system/kubelet.service.d", "mode": 0o755,
+                "overwrite": True} in config["storage"]["directories"]
+        links = {link["path"]: link["target"] for link in config["storage"]["links"]}
+        assert links["/etc/localtime"] == "../usr/share/zoneinfo/Asia/Shanghai"
+
+
+def test_isulad_daemon_json_is_the_documents() -> None:
+    master, worker, cluster = configs(NESTOS)
+    for config in (master, worker):
+        daemon = json.loads(files_of(config)["/etc/isulad/daemon.json"])
+        for key, value in NESTOS_DOC_DAEMON_JSON.items():
+            assert daemon[key] == value, key
+        # the document's placeholders, filled from the cluster
+        assert daemon["insecure-registries"] == [cluster.image_repository]
+        assert daemon["pod-sandbox-image"] == cluster.pause_image
+        assert set(daemon) == set(NESTOS_DOC_DAEMON_JSON) | {"insecure-registries",
+                                                             "pod-sandbox-image"}
+
+
+def test_containerd_config_carries_daemon_jsons_settings() -> None:
+    import tomllib
+
+    master, _, cluster = configs(REFERENCE)
+    toml = tomllib.loads(files_of(master)["/etc/containerd/config.toml"])
+    assert toml["version"] == 3
+    plugins = toml["plugins"]
+    runc = plugins["io.containerd.cri.v1.runtime"]["containerd"]["runtimes"]["runc"]
+    assert runc["options"]["SystemdCgroup"] is True  # exec-opts native.cgroupdriver=systemd
+    assert plugins["io.containerd.cri.v1.images"]["pinned_images"]["sandbox"] == cluster.pause_image
+    cni = plugins["io.containerd.cri.v1.runtime"]["cni"]
+    assert cni == {"bin_dirs": ["/usr/lib/cni"], "conf_dir": "/etc/cni/net.d"}
+
+
+@pytest.mark.parametrize("flavor", [NESTOS, REFERENCE], ids=lambda f: f.name)
+def test_units_match_the_document(flavor: Any) -> None:
+    master, worker, _ = configs(flavor)
+    m_units, w_units = units_of(master), units_of(worker)
+    images = flavor.images_unit
+    if flavor is NESTOS:
+        assert set(m_units) == NESTOS_DOC_MASTER_UNITS | {"pull-images"}
+        assert set(w_units) == NESTOS_DOC_NODE_UNITS
+    else:  # no SELinux, no chrony on the reference image; images are loaded, not pulled
+        assert set(m_units) == {"kubelet", "set-kernel-para", "load-images", "init-cluster",
+                                "install-cni-plugin"}
+        assert set(w_units) == {"kubelet", "set-kernel-para", "load-images", "join-cluster"}
+    for units in (m_units, w_units):
+        assert all(u.get("enabled") is True for u in units.values())
+        kubelet = units["kubelet"]["contents"]
+        for key, value in NESTOS_DOC_KUBELET_UNIT.items():
+            assert unit_values(kubelet, key) == [value], key
+        for name, unit in units.items():
+            if name == "kubelet":
+                continue
+            text = unit["contents"]
+            assert unit_values(text, "Type") == ["oneshot"], name
+            assert unit_values(text, "RemainAfterExit") == ["yes"], name
+            assert unit_values(text, "WantedBy") == ["multi-user.target"], name
+            # each run-once unit is guarded by, and leaves, its stamp under /var/log/
+            stamps = [c for c in unit_values(text, "ConditionPathExists") if c.startswith("!")]
+            assert len(stamps) == 1 and stamps[0].startswith("!/var/log/"), (name, stamps)
+            assert stamps[0][1:] in text.split("ConditionPathExists")[-1] or \
+                f"touch {stamps[0][1:]}" in text, name
+        exec_set = unit_values(units["set-kernel-para"]["contents"], "ExecStart")
+        assert exec_set == NESTOS_DOC_EXEC["set-kernel-para"]
+        exec_images = unit_values(units[images]["contents"], "ExecStart")
+        if flavor is NESTOS:
+            assert exec_images == NESTOS_DOC_EXEC["pull-images"]
+            disable = unit_values(units["disable-selinux"]["contents"], "ExecStart")
+            assert disable == NESTOS_DOC_EXEC["disable-selinux"]
+        else:
+            assert exec_images == ["systemctl start containerd", "systemctl enable containerd",
+                                   "sh /root/load_images.sh"]
+    prep = NESTOS_DOC_PREP if flavor is NESTOS else ["set-kernel-para", images]
+    init = m_units["init-cluster"]["contents"]
+    assert unit_values(init, "ExecStart") == NESTOS_DOC_EXEC["init-cluster"]
+    join = w_units["join-cluster"]["contents"]
+    # kolapy also stamps join-cluster (the document's node unit leaves none); the
+    # reference image writes its bridge CNI config after joining
+    assert unit_values(join, "ExecStart")[0] == NESTOS_DOC_EXEC["join-cluster"][0]
+    assert unit_values(join, "ExecStart")[-1] == "/bin/touch /var/log/join-cluster.stamp"
+    for text in (init, join):
+        assert unit_values(text, "Requires") == [" ".join(f"{u}.service" for u in prep)]
+        assert unit_values(text, "After") == [" ".join(f"{u}.service" for u in prep)]
+        conds = unit_values(text, "ConditionPathExists")
+        assert [c for c in conds if not c.startswith("!")] == [
+            f"/var/log/{u}.stamp" for u in prep
+        ]
+    cni = m_units["install-cni-plugin"]["contents"]
+    assert unit_values(cni, "Requires") == ["init-cluster.service"]
+    assert unit_values(cni, "After") == ["init-cluster.service"]
+    if flavor is NESTOS:
+        assert "kubectl apply -f /root/calico.yaml --kubeconfig=/etc/kubernetes/admin.conf" in \
+            unit_values(cni, "ExecStart")
+
+
+@pytest.mark.parametrize("flavor", [NESTOS, REFERENCE], ids=lambda f: f.name)
+def test_kubeadm_configs_match_the_document(flavor: Any) -> None:
+    master, worker, cluster = configs(flavor)
+    init, conf = yaml.safe_load_all(files_of(master)["/root/init-config.yaml"])
+    # the document's v1beta2 fields, in v1beta4's shape
+    assert (init["apiVersion"], init["kind"]) == ("kubeadm.k8s.io/v1beta4", "InitConfiguration")
+    reg = init["nodeRegistration"]
+    assert reg["criSocket"] == flavor.cri_socket
+    assert flavor is REFERENCE or reg["criSocket"] == "/var/run/isulad.sock"
+    assert reg["name"] == MASTER.name
+    args = {a["name"]: a["value"] for a in reg["kubeletExtraArgs"]}
+    assert args == {"volume-plugin-dir": "/opt/libexec/kubernetes/kubelet-plugins/volume/exec/",
+                    "node-ip": MASTER.address}  # node-ip: kolapy's addition
+    assert init["bootstrapTokens"][0]["token"] == TOKEN  # kolapy generates the token
+    assert conf["kind"] == "ClusterConfiguration"
+    assert conf["controllerManager"]["extraArgs"] == [
+        {"name": "flex-volume-plugin-dir",
+         "value": "/opt/libexec/kubernetes/kubelet-plugins/volume/exec/"}]
+    assert conf["kubernetesVersion"] == cluster.kubernetes_version
+    assert conf["imageRepository"] == cluster.image_repository
+    assert conf["controlPlaneEndpoint"] == f"{MASTER.address}:6443"
+    assert conf["networking"] == {"serviceSubnet": "10.96.0.0/16", "podSubnet": "10.100.0.0/16",
+                                  "dnsDomain": "cluster.local"}
+    assert conf["dns"]["imageRepository"] == f"{cluster.image_repository}/coredns"
+    (join,) = yaml.safe_load_all(files_of(worker)["/root/join-config.yaml"])
+    assert (join["apiVersion"], join["kind"]) == ("kubeadm.k8s.io/v1beta4", "JoinConfiguration")
+    assert join["caCertPath"] == "/etc/kubernetes/pki/ca.crt"
+    assert join["discovery"]["bootstrapToken"] == {
+        "apiServerEndpoint": f"{MASTER.address}:6443", "token": TOKEN,
+        "unsafeSkipCAVerification": True}
+    assert join["discovery"]["tlsBootstrapToken"] == TOKEN
+    assert join["timeouts"]["discovery"] == "5m0s"  # v1beta3's discovery.timeout
+    reg = join["nodeRegistration"]
+    assert (reg["criSocket"], reg["imagePullPolicy"], reg["name"], reg["taints"]) == (
+        flavor.cri_socket, "IfNotPresent", WORKER.name, None)
+    assert "/root/join-config.yaml" not in files_of(master)
+    assert "/root/init-config.yaml" not in files_of(worker)
+
+
+def test_images_named_as_kubeadm_deploys_them() -> None:
+    _, _, cluster = configs(REFERENCE)
+    images = cluster.images()
+    assert f"registry.k8s.io/kube-apiserver:{cluster.kubernetes_version}" in images
+    assert any(i.startswith("registry.k8s.io/coredns/coredns:v") for i in images)
+    assert any(i.startswith("registry.k8s.io/etcd:") for i in images)
+    nestos_master, _, _ = configs(NESTOS)
+    script = files_of(nestos_master)["/root/pull_images.sh"]
+    assert [f"isula pull {i}" for i in images] == [
+        line for line in script.splitlines() if line.startswith("isula pull")]
+    assert script.rstrip().endswith("touch /var/log/pull-images.stamp")
+
+
+def test_token_and_bad_input() -> None:
+    tokens = {new_bootstrap_token() for _ in range(20)}
+    assert len(tokens) == 20
+    assert all(len(t) == 23 and t[6] == "." for t in tokens)
+    with pytest.raises(ValueError, match="bootstrap token"):
+        K8sCluster(master=MASTER, token="nope")
+    with pytest.raises(ValueError, match="unique"):
+        K8sCluster(master=MASTER, workers=(Node(MASTER.name, "10.200.0.12"),))
+    with pytest.raises(ValueError, match="not one of the cluster's workers"):
+        machine_ignition(K8sCluster(master=MASTER), "worker", WORKER)
+    with pytest.raises(ValueError, match="role"):
+        machine_ignition(K8sCluster(master=MASTER), "boss")
+
+
+# -- ignition-validate and the CLI --------------------------------------------
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kolapy.cli", "k8s", "ignition", *args],
+                          cwd=cwd, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.skipif(shutil.which("ignition-validate") is None,
+                    reason="ignition-validate not installed (Debian package ignition)")
+@pytest.mark.parametrize("flavor", ["nestos", "reference"])
+def test_cli_configs_pass_ignition_validate(tmp_path: Path, flavor: str) -> None:
+    common = ["--master", "k8s-master01=10.200.0.11", "--worker", "k8s-node01=10.200.0.12",
+              "--token", TOKEN, "--flavor", flavor]
+    got = _cli("--role", "master", *common, "-o", str(tmp_path / "m.ign"), cwd=tmp_path)
+    assert got.returncode == 0, got.stderr
+    got = _cli("--role", "worker", "--node", "k8s-node01", *common, "-o", str(tmp_path / "w.ign"),
+               cwd=tmp_path)
+    assert got.returncode == 0, got.stderr
+    for name in ("m.ign", "w.ign"):
+        check = subprocess.run(["ignition-validate", str(tmp_path / name)],
+                               capture_output=True, text=True)
+        assert check.returncode == 0, (name, check.stdout, check.stderr)
+    worker = json.loads((tmp_path / "w.ign").read_text())
+    assert files_of(worker)["/etc/hostname"].strip() == "k8s-node01"
+    # the validator does reject a broken config (the check can fail)
+    bad = tmp_path / "bad.ign"
+    bad.write_text(json.dumps({"ignition": {"version": "3.3.0"},
+                               "storage": {"files": [{"path": "relative"}]}}))
+    assert subprocess.run(["ignition-validate", str(bad)], capture_output=True).returncode != 0
+
+
+def test_cli_bad_input_is_one_line_exit_2(tmp_path: Path) -> None:
+    cases = [
+        (["--role", "master", "--master", "m"], "--master 'm': expected NAME=ADDRESS"),
+        (["--role", "master", "--master", "m=1.2.3"], "is not an IP address"),
+        (["--role", "worker", "--master", "m=10.0.0.1", "--node", "w"], "--node 'w'"),
+        (["--role", "master", "--master", "m=10.0.0.1", "--token", "x"], "--token 'x'"),
+        (["--role", "master", "--master", "m=10.0.0.1", "--pod-cidr", "10.0.0.0/33"],
+         "10.0.0.0/33"),
+    ]
+    for args, message in cases:
+        got = _cli(*args, cwd=tmp_path)
+        assert got.returncode == 2, (args, got.stderr)
+        assert message in got.stderr and len(got.stderr.strip().splitlines()) == 1, got.stderr
+    got = _cli("--role", "master", "--master", "m=10.0.0.1", cwd=tmp_path)
+    assert got.returncode == 0 and "bootstrap token" in got.stderr
+    json.loads(got.stdout)
