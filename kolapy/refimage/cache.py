@@ -21,6 +21,7 @@ import platformdirs
 from filelock import FileLock
 
 from kolapy.enums import Arch
+from kolapy.pids import pid_alive
 from kolapy.refimage.recipe import Recipe, recipe_for, recipe_hash
 
 MANIFEST = "manifest.json"
@@ -83,16 +84,6 @@ def remove_tree(path: Path) -> None:
         shutil.rmtree(path)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_stale_work_dirs(recipe: Recipe) -> None:
     """Delete work dirs of this recipe left by builders that died (call under the lock)."""
     prefix = f"{BUILD_PREFIX}{recipe_hash(recipe)}-"
@@ -101,7 +92,7 @@ def remove_stale_work_dirs(recipe: Recipe) -> None:
             pid = int(work.name[len(prefix) :].split("-", 1)[0])
         except ValueError:
             continue
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             remove_tree(work)
 
 
