@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import dataclasses
 import logging
 import re
 import shlex
@@ -15,15 +16,19 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from kolapy.enums import Arch
 from kolapy.errors import CommandFailedError, InfraError, TimeoutExpired
 from kolapy.result import CommandResult
 from kolapy.retry import retry
+from kolapy.transport.output import DEFAULT_OUTPUT_CAP, OutputSpool
 
 log = logging.getLogger("kolapy.machine")
 
 Command = str | Sequence[str]
+Output = Path | str | BinaryIO
+"""Where ``run(..., stdout=)`` streams a command's stdout: a path or a binary file."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,13 @@ class Machine(abc.ABC):
 
     default_timeout: float = 300.0
     """Seconds a command may run unless ``timeout=`` says otherwise (already scaled)."""
+
+    artifact_dir: Path | None = None
+    """Where this machine's files are kept (set by the machine pool of a run)."""
+
+    output_cap: int = DEFAULT_OUTPUT_CAP
+    """Bytes of a command's stdout (or stderr) kept in memory; past it the stream is
+    spooled to ``<artifact_dir>/outputs/`` and the result names the file."""
 
     # ---- what a backend provides -------------------------------------------------------
 
@@ -104,28 +116,64 @@ class Machine(abc.ABC):
     def wait_for_console(self, regex: str, timeout: float | None = None) -> re.Match[str]:
         """Wait until the serial console shows ``regex`` (from now on)."""
 
+    def _execute_to(self, cmd: str, timeout: float, stdout: BinaryIO) -> CommandResult:
+        """:meth:`_execute` with stdout streamed into ``stdout``.  This default holds the
+        output first; a backend that can stream overrides it."""
+        result = self._execute(cmd, timeout)
+        stdout.write(result.stdout.encode())
+        name = getattr(stdout, "name", None)
+        return dataclasses.replace(result, stdout="",
+                                   stdout_file=Path(name) if isinstance(name, str) else None)
+
+    def output_spool(self) -> OutputSpool | None:
+        """Where outputs past :attr:`output_cap` go: ``<artifact_dir>/outputs``, or None
+        (held whole) for a machine without an artifact directory."""
+        if self.artifact_dir is None:
+            return None
+        directory = Path(self.artifact_dir).absolute() / "outputs"
+        spool: OutputSpool | None = self.__dict__.get("_output_spool")
+        if spool is None or spool.directory != directory:
+            spool = OutputSpool(directory)
+            self.__dict__["_output_spool"] = spool
+        spool.cap = self.output_cap
+        return spool
+
     def scaled(self, seconds: float) -> float:
         """A base timeout stretched for slow accelerators (backends override)."""
         return seconds
 
     # ---- commands ------------------------------------------------------------------------
 
-    def run(self, cmd: Command, timeout: float | None = None) -> CommandResult:
+    def run(self, cmd: Command, timeout: float | None = None, *,
+            stdout: Output | None = None) -> CommandResult:
         """Run ``cmd`` and return its result, whatever its exit code.
 
         ``timeout`` is a base value in seconds, stretched by :meth:`scaled` like every
-        other timeout; without it the backend's default applies.
+        other timeout; without it the backend's default applies.  ``stdout`` (a path or
+        a binary file) receives the whole stdout as it arrives, nothing of it held in
+        memory; the result's ``stdout`` is then empty and ``stdout_file`` names a path.
+        Without it, a stdout past :attr:`output_cap` is spooled (see ``CommandResult``).
         """
         text = to_shell(cmd)
         bound = self.scaled(timeout) if timeout is not None else self.default_timeout
-        result = self._execute(text, bound)
+        if stdout is None:
+            result = self._execute(text, bound)
+        elif isinstance(stdout, (str, Path)):
+            with Path(stdout).open("wb") as f:
+                result = self._execute_to(text, bound, f)
+        else:
+            result = self._execute_to(text, bound, stdout)
         log.debug("%s: %r -> rc %d (%.1f s)", self.name, text, result.rc, result.duration)
         return result
 
-    def succeed(self, cmd: Command, timeout: float | None = None) -> str:
-        """Run ``cmd``; return its stdout, or raise :class:`CommandFailedError`."""
+    def succeed(self, cmd: Command, timeout: float | None = None, *,
+                stdout: Output | None = None) -> str:
+        """Run ``cmd``; return its stdout, or raise :class:`CommandFailedError`.
+
+        ``stdout``: stream it to that path or binary file instead (returns ``""``).
+        """
         __tracebackhide__ = True
-        result = self.run(cmd, timeout)
+        result = self.run(cmd, timeout, stdout=stdout)
         if result.failed:
             raise CommandFailedError(result.command, result.rc, result.stdout, result.stderr,
                                      "failed")

@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from kolapy.distro import get_distro
 from kolapy.enums import Accel, Arch
@@ -416,7 +416,8 @@ class QemuMachine(Machine):
 
     # ---- the primitive and the plumbing ---------------------------------------------------
 
-    def _execute(self, cmd: str, timeout: float, stdin: bytes | None = None) -> CommandResult:
+    def _execute(self, cmd: str, timeout: float, stdin: bytes | None = None,
+                 stdout: BinaryIO | None = None) -> CommandResult:
         if self._ssh is None:
             raise TransportError(f"{self.name}: not connected (call wait_ready first)")
         if not self._ssh.connected:  # an earlier command lost the connection: one new try
@@ -426,11 +427,15 @@ class QemuMachine(Machine):
                               attempt_timeout=min(30.0, self.scaled(6)),
                               give_up=self.check_alive)
         try:
-            return self._ssh.execute(cmd, timeout, stdin)
+            return self._ssh.execute(cmd, timeout, stdin, stdout=stdout,
+                                     spool=self.output_spool())
         except TransportError:
             self._settle_exit()
             self.check_alive()  # a dead QEMU explains a dead SSH better
             raise
+
+    def _execute_to(self, cmd: str, timeout: float, stdout: BinaryIO) -> CommandResult:
+        return self._execute(cmd, timeout, stdout=stdout)
 
     def _settle_exit(self, grace: float = 2.0) -> None:
         """Give a dying QEMU a moment to become reapable: the kernel closes its sockets

@@ -9,6 +9,7 @@ import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import paramiko
 from cryptography.hazmat.primitives import serialization
@@ -17,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kolapy.errors import TimeoutExpired, TransportError
 from kolapy.result import CommandResult
 from kolapy.retry import retry
+from kolapy.transport.output import OutputSink, OutputSpool
 
 log = logging.getLogger(__name__)
 # While a guest boots, every refused attempt makes paramiko's transport thread log a
@@ -164,21 +166,40 @@ class SSHConnection:
             transport.set_keepalive(15)
         return client
 
-    def execute(self, cmd: str, timeout: float, stdin: bytes | None = None) -> CommandResult:
-        """Run shell text ``cmd``; return its exit code and output (decoded, lenient)."""
+    def execute(
+        self, cmd: str, timeout: float, stdin: bytes | None = None, *,
+        stdout: BinaryIO | None = None, spool: OutputSpool | None = None,
+    ) -> CommandResult:
+        """Run shell text ``cmd``; return its exit code and output (decoded, lenient).
+
+        ``stdout``: a binary file that receives all of stdout as it arrives (the result's
+        ``stdout`` is then empty).  ``spool``: where a stream longer than its cap goes
+        (see :mod:`kolapy.transport.output`); without it output is held whole.
+        """
         start = time.monotonic()
-        rc, out, err = self.execute_bytes(cmd, timeout, stdin)
+        out, err = spool.sinks() if spool is not None else (OutputSink(), OutputSink())
+        if stdout is not None:
+            out = OutputSink(file=stdout)
+        try:
+            rc = self._run(cmd, timeout, stdin, out, err)
+        finally:
+            out.close()
+            err.close()
         return CommandResult(
-            command=cmd, rc=rc,
-            stdout=out.decode("utf-8", errors="replace"),
-            stderr=err.decode("utf-8", errors="replace"),
-            duration=time.monotonic() - start,
+            command=cmd, rc=rc, stdout=out.text(repr(cmd)), stderr=err.text(repr(cmd)),
+            duration=time.monotonic() - start, stdout_file=out.path, stderr_file=err.path,
         )
 
     def execute_bytes(
         self, cmd: str, timeout: float, stdin: bytes | None = None
     ) -> tuple[int, bytes, bytes]:
-        """Like :meth:`execute` but returns raw bytes (for file transfer)."""
+        """Like :meth:`execute` but returns raw bytes, held whole (small transfers)."""
+        out, err = OutputSink(), OutputSink()
+        rc = self._run(cmd, timeout, stdin, out, err)
+        return rc, out.bytes(), err.bytes()
+
+    def _run(self, cmd: str, timeout: float, stdin: bytes | None,
+             out: OutputSink, err: OutputSink) -> int:
         transport = self._client.get_transport() if self._client else None
         if transport is None or not transport.is_active():
             raise TransportError(f"SSH to {self.host}:{self.port} is not connected")
@@ -191,7 +212,7 @@ class SSHConnection:
             if stdin is not None:
                 chan.sendall(stdin)
             chan.shutdown_write()
-            return _collect(chan, cmd, time.monotonic() + timeout, timeout)
+            return _pump(chan, cmd, time.monotonic() + timeout, timeout, out, err)
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise TransportError(f"SSH command {cmd!r} broke: {exc}") from exc
         finally:
@@ -207,12 +228,20 @@ class SSHConnection:
             )
 
     def get(self, remote: str, local: Path, timeout: float = 300.0) -> None:
-        """Copy ``remote`` from the machine to the local path."""
-        rc, out, err = self.execute_bytes(f"cat {shlex.quote(remote)}", timeout)
+        """Copy ``remote`` from the machine to the local path (streamed, not held)."""
+        local = Path(local)
+        err = OutputSink()
+        try:
+            with local.open("wb") as f:
+                rc = self._run(f"cat {shlex.quote(remote)}", timeout, None,
+                               OutputSink(file=f), err)
+        except BaseException:
+            local.unlink(missing_ok=True)
+            raise
         if rc != 0:
+            local.unlink(missing_ok=True)
             raise TransportError(f"copying {remote} from the machine failed: "
-                                 f"{err.decode(errors='replace').strip()}")
-        Path(local).write_bytes(out)
+                                 f"{err.text().strip()}")
 
     def close(self) -> None:
         """Close the session; safe to call twice."""
@@ -224,15 +253,22 @@ class SSHConnection:
 def _collect(
     chan: paramiko.Channel, cmd: str, end: float, timeout: float
 ) -> tuple[int, bytes, bytes]:
-    out: list[bytes] = []
-    err: list[bytes] = []
+    """Exit code, stdout and stderr of a started command, held whole."""
+    out, err = OutputSink(), OutputSink()
+    rc = _pump(chan, cmd, end, timeout, out, err)
+    return rc, out.bytes(), err.bytes()
+
+
+def _pump(chan: paramiko.Channel, cmd: str, end: float, timeout: float,
+          out: OutputSink, err: OutputSink) -> int:
+    """Move a started command's output into ``out``/``err`` as it arrives; its exit code."""
     last_data = time.monotonic()
     while True:
         while chan.recv_ready():
-            out.append(chan.recv(65536))
+            out.write(chan.recv(65536))
             last_data = time.monotonic()
         while chan.recv_stderr_ready():
-            err.append(chan.recv_stderr(65536))
+            err.write(chan.recv_stderr(65536))
             last_data = time.monotonic()
         # sshd may send the exit status before the last output: done at EOF, or once
         # output has been quiet for a moment (a background child may hold stdout open).
@@ -243,7 +279,7 @@ def _collect(
             if rc == -1:  # paramiko: the channel closed without an exit status
                 raise TransportError(
                     f"SSH connection closed during command {cmd!r} (no exit status)")
-            return rc, b"".join(out), b"".join(err)
+            return rc
         remaining = end - time.monotonic()
         if remaining <= 0:
             raise TimeoutExpired(f"command {cmd!r} did not finish within {timeout:.0f}s")
