@@ -121,7 +121,7 @@ class QemuCommand:
             # the host disk (a clean QEMU exit still writes everything).
             "-drive",
             f"if=none,id=disk0,file={p.overlay},format=qcow2,discard=unmap,cache=unsafe",
-            "-device", "virtio-blk-pci,drive=disk0,bootindex=1",
+            "-device", f"virtio-blk-pci,drive=disk0,bootindex={self._disk0_bootindex()}",
             *self._iso_args(),
             *self._extra_disk_args(),
             *self._ignition_args(),
@@ -151,13 +151,19 @@ class QemuCommand:
             args += ["-incoming", self.incoming]
         return args
 
+    def _disk0_bootindex(self) -> int:
+        # SeaBIOS boots only the first hard disk in the boot order (drive 0x80): with
+        # the blank disk0 first, an ISO attached as a disk never booted under BIOS
+        # ("Boot failed: not a bootable disk", then floppy).  So the ISO disk goes first.
+        return 2 if self.spec.boot_media == "iso-as-disk" else 1
+
     def _iso_args(self) -> list[str]:
         if not self.spec.is_iso:
             return []
         iso = self.paths.live_iso
         if self.spec.boot_media == "iso-as-disk":
             return ["-drive", f"if=none,id=livedisk,file={iso},format=raw,readonly=on",
-                    "-device", "virtio-blk-pci,drive=livedisk,bootindex=2"]
+                    "-device", "virtio-blk-pci,drive=livedisk,bootindex=1"]
         # virtio-scsi: the firmware boots it and the Debian cloud kernel has its driver
         # (it has no AHCI, q35's IDE controller).
         return ["-device", "virtio-scsi-pci,id=scsi0",

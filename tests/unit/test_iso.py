@@ -191,7 +191,10 @@ def test_iso_machine_command_line(tmp_path: Path) -> None:
     disk = QemuCommand(MachineSpec(image=tmp_path / "x.iso", boot_media="iso-as-disk"),
                        load_platform("x86_64"), Accel.TCG, paths, 2222,
                        ResolvedFirmware(spec.firmware)).argv()
-    assert "virtio-blk-pci,drive=livedisk,bootindex=2" in " ".join(disk)
+    # SeaBIOS boots only the first disk in the boot order: the ISO disk, not the blank one.
+    assert "virtio-blk-pci,drive=livedisk,bootindex=1" in " ".join(disk)
+    assert "virtio-blk-pci,drive=disk0,bootindex=2" in " ".join(disk)
+    assert "virtio-blk-pci,drive=disk0,bootindex=1" in line
     plain = QemuCommand(MachineSpec(image=tmp_path / "x.qcow2"), load_platform("x86_64"),
                         Accel.TCG, paths, 2222, ResolvedFirmware(spec.firmware)).argv()
     assert "testisocompletion" not in " ".join(plain)
