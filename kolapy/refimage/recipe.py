@@ -57,6 +57,8 @@ COMMON_PACKAGES = (
     "uidmap",
     "docker.io",
     "busybox-static",
+    "etcd-server",  # etcd.cluster (Debian 3.4; disabled until a test's Ignition enables it)
+    "etcd-client",  # etcdctl
 )
 
 
