@@ -7,12 +7,14 @@ Selected by name (``kolapy run 'iso.*'``) or ``--tag iso``, never by a plain run
 the ISO as a virtio-scsi CD-ROM or as a disk) and follows its progress on the
 ``testisocompletion`` port, as nestos-assembler's testiso does.  The firmware is
 the run's (``--firmware uefi`` for the UEFI variants).  Timings go to
-``<output-dir>/<test>/timings.json``.
+``<output-dir>/<test>/timings.json``.  Each scenario fails if the ISO's sha256
+changed (machines boot private copies).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -71,6 +73,7 @@ def iso_machine(request: pytest.FixtureRequest) -> Iterator[Callable[..., QemuMa
 
     make.ssh_key = key  # type: ignore[attr-defined]
     make.cfg = cfg  # type: ignore[attr-defined]
+    before = file_sha256(iso)
     try:
         yield make
     finally:
@@ -81,6 +84,18 @@ def iso_machine(request: pytest.FixtureRequest) -> Iterator[Callable[..., QemuMa
             with contextlib.suppress(OSError):
                 m.write_artifacts(out / m.name)
         shutil.rmtree(workdir, ignore_errors=True)
+    # Machines boot private copies; the user's ISO must never be written (~1 s per 500 MiB).
+    if file_sha256(iso) != before:
+        pytest.fail(f"the ISO {iso} changed during the test (sha256 {before} before)")
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of ``path``, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _record(request: pytest.FixtureRequest, name: str, timings: dict[str, float]) -> None:

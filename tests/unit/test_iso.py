@@ -296,3 +296,58 @@ def test_disk_image_extents(tmp_path: Path) -> None:
         back[off * MIB:(off + count) * MIB] = blob[pos:pos + count * MIB]
         pos += count * MIB
     assert bytes(back) == raw.read_bytes()
+
+
+def _stub_qemu(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """An environment whose QEMU binaries only record that they were started."""
+    bindir, marker = tmp_path / "bin", tmp_path / "qemu-started"
+    bindir.mkdir()
+    for name in ("qemu-system-x86_64", "qemu-system-aarch64"):
+        stub = bindir / name
+        stub.write_text(f"#!/bin/sh\necho \"$@\" >> {marker}\nexit 1\n")
+        stub.chmod(0o755)
+    env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}")
+    return env, marker
+
+
+@pytest.mark.parametrize("kind", ["not-iso", "not-live", "missing"])
+def test_run_with_a_bad_iso_is_exit_2_before_any_boot(tmp_path: Path, kind: str) -> None:
+    """`kolapy run --iso X`: a non-ISO file, a plain (non-live) ISO or a missing path is
+    one line naming X and exit 2; no QEMU is started and X is not written."""
+    import sys
+
+    bad = tmp_path / f"{kind}.iso"
+    if kind == "not-iso":
+        bad.write_bytes(os.urandom(256 * 1024))
+    elif kind == "not-live":
+        plain = pycdlib.PyCdlib()
+        plain.new(interchange_level=1)
+        plain.add_fp(io.BytesIO(b"hi"), 2, "/README.TXT;1")
+        plain.write(str(bad))
+        plain.close()
+    before = sha(bad) if bad.exists() else None
+    env, marker = _stub_qemu(tmp_path)
+    exe = Path(sys.executable).with_name("kolapy")
+    for argv in (["run", "iso.live-login", "--iso", str(bad)],
+                 ["run", "basic", "--iso", str(bad)]):
+        proc = subprocess.run([str(exe), *argv, "--output-dir", str(tmp_path / "out")],
+                              capture_output=True, text=True, env=env, timeout=120)
+        errors = [line for line in proc.stderr.splitlines() if "error" in line]
+        assert proc.returncode == 2, proc.stderr
+        assert len(errors) == 1 and str(bad) in errors[0], proc.stderr
+        assert not marker.exists(), "QEMU was started"
+    assert (sha(bad) if bad.exists() else None) == before
+
+
+def test_cli_iso_verbs_refuse_a_non_live_iso(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from kolapy.cli import main
+
+    junk = tmp_path / "junk.iso"
+    junk.write_bytes(bytes(64 * 1024))
+    for argv in (["iso", "ignition", "show"], ["iso", "ignition", "remove"],
+                 ["iso", "kargs", "show"], ["iso", "kargs", "modify", "-a", "quiet"]):
+        capsys.readouterr()
+        assert main([*argv, str(junk)]) == 2
+        assert "not an ISO 9660 image" in capsys.readouterr().err
+    assert junk.read_bytes() == bytes(64 * 1024)
