@@ -25,6 +25,8 @@ PKGS=(
   socat docker-registry busybox-static
   # kolapy's own tests open reports/report.html in a real (headless) browser
   chromium
+  # the libvirt platform (--platform libvirt): the daemon, and what builds libvirt-python
+  libvirt-daemon-system libvirt-dev pkg-config
 )
 
 missing=()
@@ -43,14 +45,25 @@ if [ -d /run/systemd/system ] && systemctl is-enabled -q docker-registry.service
   $SUDO systemctl disable --now docker-registry.service || true
 fi
 
+# libvirtd for --platform libvirt: started here when nothing runs it (a container
+# has no systemd; with systemd, socket activation starts it on first use).
+if ! virsh -c qemu:///system version >/dev/null 2>&1; then
+  if [ -d /run/systemd/system ]; then
+    $SUDO systemctl start libvirtd.service || true
+  else
+    pgrep -x virtlogd >/dev/null || $SUDO virtlogd -d
+    pgrep -x libvirtd >/dev/null || $SUDO libvirtd -d
+  fi
+fi
+
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv" >&2
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c 'import kolapy, xdist, paramiko, qemu.qmp' 2>/dev/null \
+if ! .venv/bin/python -c 'import kolapy, xdist, paramiko, qemu.qmp, libvirt' 2>/dev/null \
    || [ pyproject.toml -nt .venv/.kolapy-installed ]; then
   echo "setup: installing kolapy into .venv" >&2
-  .venv/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+  .venv/bin/pip install -q --disable-pip-version-check -e '.[dev,libvirt]'
   touch .venv/.kolapy-installed
 fi
 echo "setup: ready (.venv/bin/kolapy, .venv/bin/pytest)" >&2

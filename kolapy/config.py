@@ -29,6 +29,9 @@ class RunConfig:
     """Every machine's disk (``10G``, or ``+5G`` over the image's size); None: the image's."""
     distro: str = "nestos"
     platform: str = "qemu"
+    """``qemu`` (QEMU processes) or ``libvirt`` (domains on ``libvirt_uris``)."""
+    libvirt_uris: tuple[str, ...] = ()
+    """``--libvirt-uri`` (repeatable); empty means ``qemu:///system``."""
     output_dir: Path | None = None
     patterns: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
@@ -72,6 +75,12 @@ class RunConfig:
         disk_size = get("kola_disk_size", None) or None
         if disk_size:
             parse_size(disk_size)  # ValueError naming it
+        platform = get("kola_platform", None) or "qemu"
+        if platform not in ("qemu", "libvirt"):
+            raise ValueError(f"unknown platform {platform!r} (choose qemu or libvirt)")
+        uris = tuple(get("kola_libvirt_uris", None) or ())
+        if uris and platform != "libvirt":
+            raise ValueError("--libvirt-uri needs --platform libvirt")
         out = get("kola_output_dir", None)
         deny = get("kola_denylist", None)
         return cls(
@@ -94,4 +103,6 @@ class RunConfig:
             upgrade_repo=get("upgrade_repo", None) or None,
             upgrade_ref=get("upgrade_ref", None) or None,
             restore=not get("kola_no_restore", False),
+            platform=platform,
+            libvirt_uris=uris,
         )

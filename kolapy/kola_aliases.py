@@ -40,8 +40,11 @@ def _platform(value: str) -> list[str]:
         return []
     if value in ("qemu-iso", "iso"):
         return [_ISO_PLATFORM]
+    if value == "libvirt":  # kolapy's own platform (kola has none of that name)
+        return ["--platform=libvirt"]
     raise KolaOptionError(
-        f"kola option -p/--platform {value}: kolapy runs on qemu only (-p qemu or -p qemu-iso)"
+        f"kola option -p/--platform {value}: kolapy runs on qemu or libvirt only "
+        "(-p qemu, -p qemu-iso or -p libvirt)"
     )
 
 
@@ -79,7 +82,8 @@ class Alias:
 
 ALIASES: tuple[Alias, ...] = (
     Alias(("-p", "--platform"), "-", _platform, VERBS,
-          note="`qemu` (kola's `qemu-unpriv`), or `qemu-iso` with `--qemu-iso`; others exit 2"),
+          note="`qemu` (kola's `qemu-unpriv`), `qemu-iso` with `--qemu-iso`, or "
+          "kolapy's `libvirt`; others exit 2"),
     Alias(("-b", "--distro"), "--distro", _to("--distro"), VERBS, note="`nestos` or `fcos`"),
     Alias(("--qemu-image",), "--nestos-image", _to("--nestos-image")),
     Alias(("--qemu-iso",), "--nestos-iso", _to("--nestos-iso"),

@@ -53,6 +53,25 @@ OPTIONS: list[tuple[str, dict[str, Any]]] = [
         ),
     ),
     (
+        "--platform",
+        dict(
+            dest="kola_platform",
+            choices=["qemu", "libvirt"],
+            help="where machines run: qemu (QEMU processes of this run, the default) or "
+            "libvirt (transient domains through libvirt-python)",
+        ),
+    ),
+    (
+        "--libvirt-uri",
+        dict(
+            dest="kola_libvirt_uris",
+            action="append",
+            metavar="URI",
+            help="--platform libvirt: a libvirt host (default qemu:///system; repeatable: "
+            "each machine goes to the one with the most free memory, a cluster to one)",
+        ),
+    ),
+    (
         "--memory",
         dict(
             dest="kola_memory", type=int, metavar="MiB", help="guest memory in MiB (default 2048)"

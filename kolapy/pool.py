@@ -91,7 +91,16 @@ class MachinePool:
         self._serial += 1
         return f"{self.worker}-{self._serial}"
 
-    def _new_machine(self, spec: MachineSpec, artifact_name: str, name: str = "") -> Any:
+    def _new_machine(self, spec: MachineSpec, artifact_name: str, name: str = "", *,
+                     uri: str = "", networks: tuple[str, ...] = ()) -> Any:
+        if self.cfg.platform == "libvirt":
+            from kolapy.machine import libvirt_hosts
+            from kolapy.machine.libvirt import LibvirtMachine
+
+            host = uri or libvirt_hosts.place(libvirt_hosts.uris_of(self.cfg), spec.memory_mib)
+            return self._place(artifact_name, lambda n, d, key, accel: LibvirtMachine(
+                _with_name(spec, n), workdir=d, ssh_key=key, accel=accel, uri=host,
+                private_networks=networks), name)
         from kolapy.machine.qemu import QemuMachine
 
         return self._place(artifact_name, lambda n, d, key, accel: QemuMachine(
@@ -157,7 +166,8 @@ class MachinePool:
         from kolapy.scheduling import template_digest
 
         digest = template_digest(spec)
-        if not self.cfg.restore or digest not in self.restore_digests or restorable(spec):
+        if (not self.cfg.restore or self.cfg.platform != "qemu"
+                or digest not in self.restore_digests or restorable(spec)):
             return self.boot(spec, artifact_name)
         return self.restore(self.template(spec, digest), artifact_name)
 
@@ -209,14 +219,24 @@ class MachinePool:
 
         workdir, _, _ = self._resources()
         self._segments += 1
-        hub = Hub(size, segment=self._segments, sockdir=workdir)
+        uri, networks = "", ()
+        if self.cfg.platform == "libvirt":  # one host, one libvirt network
+            from kolapy.machine import libvirt_hosts
+            from kolapy.machine.libvirt import LibvirtSegment
+
+            uri = libvirt_hosts.place(libvirt_hosts.uris_of(self.cfg), size * spec.memory_mib)
+            hub: Any = LibvirtSegment(size, segment=self._segments, uri=uri)
+            networks = (hub.name,)
+        else:
+            hub = Hub(size, segment=self._segments, sockdir=workdir)
         cluster = Cluster([], hub)
         ready: set[str] = set()
         try:
             for nic in hub.nics:
                 ignition = to_ignition(spec.ignition).merge(privnet_fragment(nic))
                 member = replace(spec, ignition=ignition, private_nics=(nic,))
-                machine = self._new_machine(member, artifact_name)
+                on_host = {"uri": uri, "networks": networks} if uri else {}
+                machine = self._new_machine(member, artifact_name, **on_host)
                 cluster.machines.append(machine)
                 self._event("booting", machine, artifact_name)
                 machine.start()  # launch all first: they boot in parallel

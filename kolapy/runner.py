@@ -11,7 +11,14 @@ from kolapy.enums import Arch
 
 
 def resolve_image(ns: argparse.Namespace) -> Path:
-    """The image to test: ``--nestos-image`` or the reference image (built if needed)."""
+    """The image to test: ``--nestos-image`` or the reference image (built if needed).
+
+    ``--platform libvirt``: every ``--libvirt-uri`` is reached first (exit 2 naming
+    the one that is not, before a build or a boot)."""
+    if getattr(ns, "kola_platform", None) == "libvirt":
+        from kolapy.machine.libvirt_hosts import DEFAULT_URI, check_uris
+
+        check_uris(tuple(getattr(ns, "kola_libvirt_uris", None) or ()) or (DEFAULT_URI,))
     if ns.nestos_image:
         return Path(ns.nestos_image).expanduser().absolute()  # checked by preflight_run
     from kolapy.refimage import ensure_image

@@ -20,7 +20,7 @@ def spawn(ns: argparse.Namespace) -> int:
     from kolapy.runner import resolve_image
 
     cfg = RunConfig.from_options(lambda dest, default: getattr(ns, dest, default))
-    image = resolve_image(ns)
+    image = resolve_image(ns)  # also reaches --platform libvirt's hosts (exit 2)
     ignition = None
     if ns.ignition:
         from kolapy.ignition import Ignition
@@ -44,6 +44,8 @@ def spawn(ns: argparse.Namespace) -> int:
         machine = pool.boot(spec, "spawn")
         print(f"ssh:     {machine.ssh_command()}")
         print(f"console: {machine.console_log_path}")
+        if hasattr(machine, "virsh_console"):
+            print(f"virsh:   {machine.virsh_console()}")
         print("kolapy: machine is up; Ctrl-C stops it", file=sys.stderr)
         sys.stdout.flush()
         try:

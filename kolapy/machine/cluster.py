@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kolapy.machine.privnet import Hub
+
+if TYPE_CHECKING:
+    from kolapy.machine.libvirt import LibvirtSegment
 
 
 class Cluster:
@@ -17,7 +20,7 @@ class Cluster:
     no private network (``address`` raises).
     """
 
-    def __init__(self, machines: Sequence[Any], hub: Hub | None = None) -> None:
+    def __init__(self, machines: Sequence[Any], hub: Hub | LibvirtSegment | None = None) -> None:
         self.machines: list[Any] = list(machines)
         self.hub = hub
 

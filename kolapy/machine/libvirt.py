@@ -25,8 +25,16 @@ from kolapy.enums import Accel
 from kolapy.errors import BootError, InfraError
 from kolapy.machine import libvirt_hosts as hosts
 from kolapy.machine.base import timed
-from kolapy.machine.libvirt_xml import DomainInputs, domain_name, domain_xml, supports_fwcfg_sysinfo
+from kolapy.machine.libvirt_xml import (
+    DomainInputs,
+    bridge_name,
+    domain_name,
+    domain_xml,
+    network_xml,
+    supports_fwcfg_sysinfo,
+)
 from kolapy.machine.platform import PlatformProfile
+from kolapy.machine.privnet import PrivateNic, address_for, mac_for
 from kolapy.machine.qemu import POWERDOWN_TIMEOUT, QemuMachine, free_port
 from kolapy.machine.spec import MachineSpec
 from kolapy.transport.console import InteractiveConsole
@@ -176,3 +184,31 @@ class LibvirtMachine(QemuMachine):
         super().write_artifacts(directory)
         if self.domain_xml:
             (directory / "domain.xml").write_text(self.domain_xml)
+
+
+class LibvirtSegment:
+    """A cluster's private segment on libvirt: a transient isolated network.
+
+    It offers what :class:`~kolapy.machine.privnet.Hub` offers a
+    :class:`~kolapy.machine.cluster.Cluster` (``nics``, ``close``); the members
+    address themselves statically through the same Ignition fragment.
+    """
+
+    def __init__(self, size: int, *, segment: int, uri: str) -> None:
+        if size < 1:
+            raise ValueError("a private network needs at least one member")
+        self.uri = uri
+        self.name = f"kolapy-{hosts.RUN_ID}-net{segment}"
+        self.nics = [PrivateNic(mac_for(segment, i), address_for(i), Path("-"), Path("-"))
+                     for i in range(size)]
+        libvirt = hosts._libvirt()
+        conn = hosts.connect(uri)
+        try:
+            net = conn.networkCreateXML(network_xml(self.name, bridge_name(segment, hosts.RUN_ID)))
+        except libvirt.libvirtError as exc:
+            raise InfraError(f"libvirt {uri}: cannot create network {self.name}: {exc}") from exc
+        hosts.register(uri, "network", self.name, net)
+
+    def close(self) -> None:
+        """Destroy the network (transient: it is gone then); idempotent."""
+        hosts.destroy(self.uri, "network", self.name)

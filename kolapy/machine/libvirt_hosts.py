@@ -62,6 +62,11 @@ def connect(uri: str) -> Any:
     return conn
 
 
+def uris_of(cfg: Any) -> tuple[str, ...]:
+    """The run's libvirt URIs (``--libvirt-uri``, else :data:`DEFAULT_URI`)."""
+    return tuple(cfg.libvirt_uris) or (DEFAULT_URI,)
+
+
 def check_uris(uris: Sequence[str]) -> None:
     """Open every URI now, before any boot (see module docstring)."""
     for uri in uris:

@@ -1,0 +1,81 @@
+"""--platform libvirt without a daemon: options, placement, unreachable URIs (exit 2)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kolapy.config import RunConfig
+from kolapy.errors import BadInputError
+from kolapy.machine import libvirt_hosts
+from kolapy.machine.libvirt_hosts import HostInfo, choose, uris_of
+
+BAD_URI = "qemu+tcp://127.0.0.1:1/system"  # nothing listens on port 1
+
+
+def _cfg(**opts: object) -> RunConfig:
+    return RunConfig.from_options(lambda dest, default: opts.get(dest, default))
+
+
+def test_platform_options():
+    assert _cfg().platform == "qemu"
+    cfg = _cfg(kola_platform="libvirt")
+    assert uris_of(cfg) == ("qemu:///system",)
+    cfg = _cfg(kola_platform="libvirt", kola_libvirt_uris=["qemu:///session", "qemu:///system"])
+    assert uris_of(cfg) == ("qemu:///session", "qemu:///system")
+    with pytest.raises(ValueError, match="--libvirt-uri needs --platform libvirt"):
+        _cfg(kola_libvirt_uris=["qemu:///system"])
+    with pytest.raises(ValueError, match="unknown platform 'xen'"):
+        _cfg(kola_platform="xen")
+
+
+def test_placement_prefers_most_free_memory_that_fits():
+    a, b, c = HostInfo("a", 3000), HostInfo("b", 9000), HostInfo("c", 5000)
+    assert choose([a, b, c], 2048) == "b"
+    assert choose([a, c], 2048) == "c"
+    # only a host that can hold it counts ... unless none can: the freest all the same
+    assert choose([HostInfo("x", 1000), HostInfo("y", 4000)], 4096) == "y"
+    assert choose([HostInfo("x", 5000), HostInfo("y", 5000)], 1024) == "x"  # ties: first
+    with pytest.raises(ValueError):
+        choose([], 1)
+
+
+def test_place_asks_every_host(monkeypatch):
+    free = {"qemu:///system": 4000, "qemu:///session": 8000}
+    monkeypatch.setattr(libvirt_hosts, "free_mib", lambda uri: free[uri])
+    assert libvirt_hosts.place(list(free), 2048) == "qemu:///session"
+    free["qemu:///system"] = 16000
+    assert libvirt_hosts.place(list(free), 2048) == "qemu:///system"
+    # one cluster of two 2 GiB members: 4 GiB on one host
+    free.update({"qemu:///system": 3000, "qemu:///session": 4500})
+    assert libvirt_hosts.place(list(free), 2 * 2048) == "qemu:///session"
+
+
+def test_unreachable_uri_is_bad_input_naming_it():
+    pytest.importorskip("libvirt")  # libvirt-python (setup.sh installs it)
+    with pytest.raises(BadInputError, match=r"cannot reach libvirt at qemu\+tcp://127\.0\.0\.1:1"):
+        libvirt_hosts.check_uris([BAD_URI])
+
+
+@pytest.mark.parametrize("verb", ["run", "spawn"])
+def test_cli_unreachable_uri_exits_2_before_any_boot(verb: str, tmp_path: Path):
+    pytest.importorskip("libvirt")
+    args = [verb, "--platform", "libvirt", "--libvirt-uri", "qemu:///system",
+            "--libvirt-uri", BAD_URI, "--nestos-image", str(tmp_path / "none.qcow2")]
+    r = subprocess.run([sys.executable, "-m", "kolapy.cli", *args], capture_output=True,
+                       text=True, timeout=60, cwd=tmp_path)
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.returncode == 2, r.stderr
+    # The URI is checked before the image (which does not exist either) and any boot.
+    assert len(lines) == 1 and lines[0].startswith("kolapy: error: cannot reach libvirt at "
+                                                   + BAD_URI), r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_kola_platform_alias_accepts_libvirt():
+    from kolapy.kola_aliases import translate
+
+    assert translate(["run", "-p", "libvirt", "basic"]) == ["run", "--platform=libvirt", "basic"]
