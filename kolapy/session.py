@@ -86,6 +86,10 @@ class KolaSession:
 
     def preflight(self) -> None:
         """Cheap checks of user input before anything boots (exit 2 on bad input)."""
+        if self.cfg.platform == "libvirt":  # a daemon or host that cannot be reached
+            from kolapy.machine.libvirt_hosts import check_uris, uris_of
+
+            check_uris(uris_of(self.cfg))
         if self.cfg.image is not None:
             check_host_and_image(self.cfg, self.cfg.image)
         if self.cfg.denylist is not None:
