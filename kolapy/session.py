@@ -435,13 +435,15 @@ def _validate_config(meta: Any, spec: Any) -> None:
     if spec.ignition is None:
         return
     from kolapy.ignition import validate
+    from kolapy.ignition.fwcfg import check_fw_cfg_size
     from kolapy.machine.ignition_config import to_ignition
+    from kolapy.machine.platform import IgnitionInjection, load_platform
 
     try:
-        validate(
-            to_ignition(spec.ignition),
-            allow_warnings="allow_config_warnings" in meta.flags,
-        )
+        config = to_ignition(spec.ignition)
+        validate(config, allow_warnings="allow_config_warnings" in meta.flags)
+        if load_platform(spec.arch).ignition_injection == IgnitionInjection.FW_CFG:
+            check_fw_cfg_size(config, "its Ignition config")
     except BadInputError as exc:
         raise BadInputError(f"test {meta.full_name} ({meta.nodeid}): {exc}") from None
 

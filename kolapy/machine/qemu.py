@@ -17,13 +17,14 @@ from typing import Any, BinaryIO
 from kolapy.distro import get_distro
 from kolapy.enums import Accel, Arch
 from kolapy.errors import BootError, InfraError, TimeoutExpired, TransportError
+from kolapy.ignition.fwcfg import check_fw_cfg_size
 from kolapy.machine import process
 from kolapy.machine.accel import resolve_accel, timeout_scale
 from kolapy.machine.base import LogMark, Machine, timed
 from kolapy.machine.bootwatch import FATAL_CONSOLE, BootWatch, SshHint  # noqa: F401
 from kolapy.machine.disks import create_blank, create_overlay
 from kolapy.machine.ignition_config import machine_config
-from kolapy.machine.platform import PlatformProfile, load_platform
+from kolapy.machine.platform import IgnitionInjection, PlatformProfile, load_platform
 from kolapy.machine.preflight import preflight, require_qemu_img
 
 # Re-exported for the plugin: SIGTERM/SIGHUP -> kill every QEMU, then unwind like Ctrl-C.
@@ -179,6 +180,8 @@ class QemuMachine(Machine):
             self.spec.ignition, distro=self.spec.distro, ssh_key=self.ssh_key,
             host_key=self.host_key, source=f"{self.name} Ignition config",
         )
+        if self.profile.ignition_injection == IgnitionInjection.FW_CFG:
+            check_fw_cfg_size(config, f"{self.name}'s Ignition config")
         config.write(self._paths.ignition)
         self.ignition = config.to_dict()
         if self.spec.is_iso:

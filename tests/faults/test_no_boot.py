@@ -28,6 +28,7 @@ from tests.faults.harness import (
     PASSED,
     REPORTS_UNWRITTEN,
     Sandbox,
+    events,
     junit_case,
     leftover_pids,
     one_error_line,
@@ -328,6 +329,32 @@ def test_config_not_utf8_is_bad_input(box: Sandbox, blank: tuple[Path, str]) -> 
                 timeout=120)
     assert r.returncode == BAD_INPUT, (r.stdout + r.stderr)[-3000:]
     one_error_line(r.stderr, str(config), "utf-8")
+    box.assert_clean()
+
+
+# A kola test whose Ignition config carries a 3 MiB inline file: past the fw_cfg limit.
+HUGE_CONFIG = """
+from kolapy import kola
+
+BIG = {"ignition": {"version": "3.3.0"}, "storage": {"files": [
+    {"path": "/etc/big", "contents": {"source": "data:," + "x" * (3 << 20)}}]}}
+
+@kola(name="fault.huge-config", ignition=BIG)
+def test_huge_config(machine):
+    machine.succeed("true")
+"""
+
+
+def test_config_too_large_for_fw_cfg_is_bad_input(box: Sandbox, blank: tuple[Path, str]) -> None:
+    image, _ = blank
+    start = time.monotonic()
+    r = box.run("fault.huge-config", _tests(box, "huge_config", HUGE_CONFIG),
+                f"--nestos-image={image}", timeout=120)
+    assert r.returncode == BAD_INPUT, (r.stdout + r.stderr)[-3000:]
+    one_error_line(r.stderr, "fault.huge-config", "its Ignition config is 3.0 MiB",
+                   "over the 2 MiB", "fw_cfg")
+    assert not any(e["event"] == "booting" for e in events(box.out))
+    assert time.monotonic() - start < 60
     box.assert_clean()
 
 
