@@ -18,13 +18,15 @@ from kolapy.errors import BadInputError
 from kolapy.hostsvc.fixtures import host_http, host_registry  # noqa: F401 (fixtures)
 from kolapy.options import OPTIONS, PYTEST_ONLY
 from kolapy.report.collector import INFRA, KEY_ERROR_KIND, KEY_NAME, KEY_PARENT
+from kolapy.report.crashed import KEY_PLAN_NAMES, never_ran_report, plan_names
 from kolapy.report.live import OPTION as LIVE_OPTION
 from kolapy.report.live import live_view
-from kolapy.session import OUTDIR_KEY, KolaSession
+from kolapy.session import OUTDIR_KEY, PLAN, KolaSession
 
 SESSION = pytest.StashKey[KolaSession]()
 MACHINES = pytest.StashKey[list[tuple[Any, Any]]]()
 FAILED = pytest.StashKey[bool]()
+NAMES_SENT = pytest.StashKey[bool]()
 LOADGROUP_KEY = "kolapy_loadgroup"
 # The run could not write its reports (disk full, output dir gone): exit 3, one line.
 REPORTS_UNWRITTEN = 3
@@ -97,8 +99,13 @@ class _ControllerHooks:
         self.session = session
         self._names: dict[str, list[tuple[str, Any]]] = {}  # nodeid -> its kola name props
         self._sched: Any = None
+        self.plan_names: dict[str, list[str]] = {}  # nodeid -> [kola name, parent], from workers
+        self.crashed: list[str] = []  # ids of the workers that crashed
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for k, v in [p for p in report.user_properties if p[0] == KEY_PLAN_NAMES]:
+            self.plan_names.update(v)
+            report.user_properties.remove((k, v))
         if report.nodeid not in self._names:
             self._names[report.nodeid] = [
                 (k, v) for k, v in report.user_properties if k in (KEY_NAME, KEY_PARENT)
@@ -111,6 +118,8 @@ class _ControllerHooks:
         # xdist's crash report carries none of kolapy's properties: without them the
         # test kept its passed setup and showed as PASS.  It is an infrastructure error.
         self._sched = sched
+        gateway = getattr(getattr(report, "node", None), "gateway", None)
+        self.crashed.append(str(getattr(gateway, "id", "?")))
         report.user_properties += [*self._names.get(crashitem, []), (KEY_ERROR_KIND, INFRA)]
 
     def never_ran(self) -> list[str]:
@@ -212,6 +221,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     ks.annotate(item, call, report, item.stash.get(MACHINES, []))
     if report.failed:
         item.stash[FAILED] = True
+    if ks.is_worker and not item.config.stash.get(NAMES_SENT, False):
+        item.config.stash[NAMES_SENT] = True  # once per worker: for tests a crash drops
+        report.user_properties.append((KEY_PLAN_NAMES, plan_names(item.session.items, PLAN)))
     if call.when == "teardown":
         ks.done_with(item, failed=item.stash.get(FAILED, False))
 
@@ -237,6 +249,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         print(f"kolapy: error: {len(lost)} test(s) never ran, their xdist worker crashed: "
               f"{' '.join(lost)}", file=sys.stderr)
         session.exitstatus = max(int(session.exitstatus), 1)
+        for nodeid in lost:  # in report.json and JUnit too, as infrastructure errors
+            ks.record(never_ran_report(nodeid, hooks.plan_names, hooks.crashed))
     try:
         ks.finish(session, exitstatus)
     except OSError as exc:  # disk full, output dir gone: one line, not a traceback

@@ -415,8 +415,15 @@ def test_xdist_worker_killed(box: Sandbox, blank: tuple[Path, str]) -> None:
     results = {t["name"]: t["result"] for t in
                json.loads((box.out / "reports" / "report.json").read_text())["tests"]}
     assert results.pop("fault.worker-killed") == "FAIL"
-    # The others passed, or (xdist drops a crashed worker's queue) are named as never run.
+    # The others passed, or (xdist drops a crashed worker's queue) are named as never run:
+    # in one stderr line and, by kola name, as infrastructure errors in report.json and JUnit.
     lost = [ln for ln in r.stderr.splitlines() if "never ran" in ln]
     for name in ("fault.w1", "fault.w2", "fault.w3"):
-        assert results.get(name) == "PASS" or (lost and f"@kola-{name}-" in lost[0]), r.stderr
+        if results[name] == "PASS":
+            continue
+        assert results[name] == "FAIL" and lost and f"@kola-{name}-" in lost[0], r.stderr
+        error = junit_case(box.out, name).find("error")
+        assert error is not None, name
+        assert "never ran: it was queued on worker 'gw" in (error.text or ""), error.text
+        assert "which crashed" in error.get("message", ""), error.get("message")
     box.assert_clean()
