@@ -5,7 +5,9 @@ addresses this machine holds (kolapy gives member *i* 10.200.0.(11+i) on its
 second NIC) and writes ``/run/kolapy-etcd.env`` (member name ``etcd-<last
 octet>``, peer and client URLs, the initial cluster); a drop-in makes the
 image's ``etcd.service`` (Debian's etcd-server, or the K8S variant's etcd)
-read it.  Two deliberate settings in that drop-in:
+read it.  The heartbeat (500 ms) and election timeout (5 s) are 5x and 5x
+etcd's defaults: emulated members under load miss 100 ms heartbeats and
+re-elect leaders over and over.  Two deliberate settings in the drop-in:
 
 - ``Type=simple``: Debian's unit is ``Type=notify``, and etcd only notifies
   once a quorum of peers is up; members booting minutes apart under TCG would
@@ -26,6 +28,8 @@ ENV_FILE = "/run/kolapy-etcd.env"
 SCRIPT = "/etc/kolapy/etcd-member.sh"
 MEMBER_UNIT = "kolapy-etcd-member.service"
 DATA_DIR = "/var/lib/etcd/kolapy"
+HEARTBEAT_MS = 500
+ELECTION_MS = 5000
 
 
 def member_name(address: str) -> str:
@@ -57,6 +61,10 @@ def member_script(addresses: Sequence[str], token: str) -> str:
         f"ETCD_INITIAL_CLUSTER={initial_cluster(addresses)}\n"
         "ETCD_INITIAL_CLUSTER_STATE=new\n"
         f"ETCD_INITIAL_CLUSTER_TOKEN={token}\n"
+        # Emulated members miss etcd's 100 ms heartbeat and re-elect all the time
+        # ("server is likely overloaded"): timings fit for TCG on a loaded host.
+        f"ETCD_HEARTBEAT_INTERVAL={HEARTBEAT_MS}\n"
+        f"ETCD_ELECTION_TIMEOUT={ELECTION_MS}\n"
     )
     return (
         "#!/bin/sh\n"

@@ -44,6 +44,8 @@ def test_member_script_writes_this_members_env(tmp_path: Path) -> None:
     assert env["ETCD_ADVERTISE_CLIENT_URLS"] == "http://10.200.0.12:2379"
     assert env["ETCD_INITIAL_CLUSTER"] == initial_cluster(ADDRS)
     assert env["ETCD_INITIAL_CLUSTER_TOKEN"] == "tok"
+    # TCG-sized raft timings (etcd's defaults are 100 / 1000 ms)
+    assert (env["ETCD_HEARTBEAT_INTERVAL"], env["ETCD_ELECTION_TIMEOUT"]) == ("500", "5000")
 
 
 def test_config_units_and_validation(tmp_path: Path) -> None:
