@@ -358,3 +358,31 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path: Path) -> None:
     got = _cli("--role", "master", "--master", "m=10.0.0.1", cwd=tmp_path)
     assert got.returncode == 0 and "bootstrap token" in got.stderr
     json.loads(got.stdout)
+
+
+# -- kubeadm itself reads the configs (when the node binaries are built) -----------
+def _kubeadm() -> Path | None:
+    from kolapy.k8s.build import cached_bin_dir
+
+    bin_dir = cached_bin_dir()
+    return bin_dir / "kubeadm" if bin_dir is not None else None
+
+
+@pytest.mark.parametrize("flavor", [NESTOS, REFERENCE], ids=lambda f: f.name)
+def test_kubeadm_accepts_the_configs(tmp_path: Path, flavor: Any) -> None:
+    kubeadm = _kubeadm()
+    if kubeadm is None:
+        pytest.skip("kubeadm not built here (python -m kolapy.k8s.build, ~1 h on 2 cores)")
+    master, worker, cluster = configs(flavor)
+    init = tmp_path / "init.yaml"
+    init.write_text(files_of(master)["/root/init-config.yaml"])
+    join = tmp_path / "join.yaml"
+    join.write_text(files_of(worker)["/root/join-config.yaml"])
+    for path in (init, join):
+        got = subprocess.run([str(kubeadm), "config", "validate", "--config", str(path)],
+                             capture_output=True, text=True, timeout=60)
+        assert got.returncode == 0, (path.name, got.stdout, got.stderr)
+    # the images kubeadm will deploy are exactly the ones the recipe pulls or loads
+    listed = subprocess.run([str(kubeadm), "config", "images", "list", "--config", str(init)],
+                            capture_output=True, text=True, timeout=60, check=True).stdout
+    assert listed.split() == cluster.images()
