@@ -50,14 +50,19 @@ def iso9660_name(path: str) -> str:
     return "/" + "/".join([*(d[:8] for d in dirs), name])
 
 
-def find_record(iso: pycdlib.PyCdlib, long_path: str, short_path: str) -> object | None:
-    """The directory record of a file: by Rock Ridge or Joliet name, else ISO9660 name."""
+def _lookups(iso: pycdlib.PyCdlib, long_path: str, short_path: str) -> list[dict[str, str]]:
+    """pycdlib keyword lookups of a file: Rock Ridge, Joliet, then ISO9660 name."""
     lookups = [{"iso_path": short_path}]
     if iso.has_rock_ridge():
         lookups.insert(0, {"rr_path": long_path})
     if iso.has_joliet():
         lookups.insert(1, {"joliet_path": long_path})
-    for kw in lookups:
+    return lookups
+
+
+def find_record(iso: pycdlib.PyCdlib, long_path: str, short_path: str) -> object | None:
+    """The directory record of a file: by Rock Ridge or Joliet name, else ISO9660 name."""
+    for kw in _lookups(iso, long_path, short_path):
         try:
             return iso.get_record(**kw)
         except PyCdlibException:
@@ -79,9 +84,14 @@ def read_first(iso: pycdlib.PyCdlib,
                paths: tuple[tuple[str, str], ...]) -> tuple[str, bytes] | None:
     """(long path, contents) of the first of ``paths`` (long, ISO9660) in ``iso``; else None."""
     for long_path, short_path in paths:
-        if find_record(iso, long_path, short_path) is not None:
+        # Read by the name that was found: the ISO9660 (8.3) names differ between ISO
+        # writers (xorriso's own mangling is not mkisofs's), the Rock Ridge ones do not.
+        for kw in _lookups(iso, long_path, short_path):
             buf = io.BytesIO()
-            iso.get_file_from_iso_fp(buf, iso_path=short_path)
+            try:
+                iso.get_file_from_iso_fp(buf, **kw)
+            except PyCdlibException:
+                continue
             return long_path, buf.getvalue()
     return None
 

@@ -14,7 +14,8 @@ copied; then (NestOS's layout, ../docs/iso.md):
   boot loads (it hands ``/boot/ignition/config.ign`` to Ignition);
 - ``nestos/igninfo.json``, ``nestos/kargs.json``, ``nestos/features.json``;
 - GRUB (``grub-mkrescue``: BIOS El Torito, UEFI, hybrid MBR/GPT for booting the
-  ISO as a disk) with one ``boot/grub/grub.cfg`` holding the kernel-argument area.
+  ISO as a disk; on aarch64 UEFI only, with the image's own ``arm64-efi`` modules)
+  with one ``boot/grub/grub.cfg`` holding the kernel-argument area.
 
 Cached as ``<cache>/images/iso-<hash>/live-<arch>.iso`` where the hash covers the
 reference recipe hash and this builder's sources and files.
@@ -110,8 +111,6 @@ def _stderr_progress(msg: str) -> None:
 
 def require_iso_tools(arch: Arch) -> None:
     """Raise :class:`BadInputError` naming the first missing tool and its apt package."""
-    if Arch(arch) != Arch.X86_64:
-        raise BadInputError(f"the reference live ISO is built for x86_64 only (not {arch})")
     for tool, package in ISO_TOOLS.items():
         if shutil.which(tool) is None and not Path("/usr/sbin", tool).exists():
             raise BadInputError(
@@ -147,7 +146,8 @@ def build_iso(arch: Arch = Arch.X86_64, *, force: bool = False,
         work.mkdir(parents=True)
         try:
             out = _build_in(recipe, key, work, say)
-            entry = entry_dir(arch)
+            # The key computed before the build (the recipe may change meanwhile).
+            entry = cache.images_dir() / f"iso-{key}"
             if entry.exists():
                 old = entry.with_name(f".build-iso-{key}-{os.getpid()}-old")
                 os.rename(entry, old)
@@ -162,9 +162,7 @@ def build_iso(arch: Arch = Arch.X86_64, *, force: bool = False,
             raise
         finally:
             cache.remove_tree(work)
-    path = iso_path(arch)
-    assert path is not None
-    return path
+    return (entry / iso_name(arch)).resolve()
 
 
 def ensure_iso(arch: Arch = Arch.X86_64, progress: Progress | None = None) -> Path:
@@ -230,8 +228,10 @@ def _build_in(recipe: Recipe, key: str, work: Path, say: Progress) -> Path:
 
     step(5, "initramfs overlays, embed and kargs areas, boot config…")
     pad = b"\0" * ((4 - len(base_initrd) % 4) % 4)
-    (pxe / "initrd.img").write_bytes(
-        base_initrd + pad + tree_archive(FILES / "live-initrd"))
+    overlay = work / "live-initrd"
+    shutil.copytree(FILES / "live-initrd", overlay, symlinks=True)
+    add_live_modules(moddir, overlay / "usr/lib/modules" / kver)
+    (pxe / "initrd.img").write_bytes(base_initrd + pad + tree_archive(overlay))
     (images / "firstboot.img").write_bytes(tree_archive(FILES / "installed-initrd"))
     (images / "ignition.img").write_bytes(bytes(EMBED_AREA_SIZE))
     label = f"KOLAPY_LIVE_{key.upper()}"
@@ -261,8 +261,10 @@ def _build_in(recipe: Recipe, key: str, work: Path, say: Progress) -> Path:
     out = work / "out"
     out.mkdir()
     iso = out / iso_name(recipe.arch)
-    run(["grub-mkrescue", "-o", iso, "--compress=xz", isodir, "--", "-volid", label],
-        log=log)
+    mkrescue = ["grub-mkrescue", "-o", iso, "--compress=xz"]
+    if recipe.grub_from_image:  # arm64: the image's own arm64-efi modules (none on the host)
+        mkrescue += ["-d", grub_lib / recipe.grub_platforms[0]]
+    run([*mkrescue, isodir, "--", "-volid", label], log=log)
     manifest = {
         "iso_hash": key,
         "recipe_hash": recipe_hash(recipe),
@@ -281,6 +283,46 @@ def _build_in(recipe: Recipe, key: str, work: Path, say: Progress) -> Path:
     say(f"built {iso.name}: {manifest['iso_size'] / 2**20:.0f} MiB "
         f"in {manifest['build_seconds']:.0f} s")
     return out
+
+
+LIVE_MODULES = ("isofs", "squashfs", "loop", "overlay", "sr_mod", "virtio_scsi")
+"""Kernel modules the live root needs in the initramfs.  A foreign-arch reference image's
+initramfs holds only the drivers of a QEMU guest's disk (dracut's exclusive
+``--drivers`` under qemu-user), so the overlay brings these, with their dependencies."""
+
+_MODULE_INDEX = ("modules.dep", "modules.dep.bin", "modules.alias", "modules.alias.bin",
+                 "modules.symbols", "modules.symbols.bin", "modules.builtin",
+                 "modules.builtin.bin", "modules.builtin.alias.bin", "modules.builtin.modinfo",
+                 "modules.order", "modules.softdep", "modules.devname")
+
+
+def add_live_modules(moddir: Path, dest: Path, names: tuple[str, ...] = LIVE_MODULES) -> list[str]:
+    """Copy ``names`` and their dependencies (from ``moddir/modules.dep``) and the module
+    index under ``dest`` (``usr/lib/modules/<kver>`` of an initramfs overlay, which
+    replaces the base initramfs's index: the same kernel's, listing every module).
+    Modules built into the kernel are skipped.  Returns the copied module paths."""
+    deps: dict[str, list[str]] = {}
+    by_name: dict[str, str] = {}
+    for line in (moddir / "modules.dep").read_text().splitlines():
+        path, _, rest = line.partition(":")
+        deps[path] = rest.split()
+        base = Path(path).name.split(".ko")[0]
+        by_name[base] = by_name[base.replace("-", "_")] = path
+    wanted: list[str] = []
+    todo = [by_name[n] for n in names if n in by_name]
+    while todo:
+        path = todo.pop()
+        if path not in wanted:
+            wanted.append(path)
+            todo += deps.get(path, [])
+    for rel in wanted:
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(moddir / rel, dest / rel)
+    for name in _MODULE_INDEX:
+        if (moddir / name).is_file():
+            dest.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(moddir / name, dest / name)
+    return sorted(wanted)
 
 
 def data_extents(path: Path, unit: int = MIB) -> list[tuple[int, int]]:

@@ -351,3 +351,53 @@ def test_cli_iso_verbs_refuse_a_non_live_iso(tmp_path: Path,
         assert main([*argv, str(junk)]) == 2
         assert "not an ISO 9660 image" in capsys.readouterr().err
     assert junk.read_bytes() == bytes(64 * 1024)
+
+
+def test_live_modules_with_dependencies(tmp_path: Path) -> None:
+    from kolapy.iso.build import add_live_modules
+
+    moddir = tmp_path / "mods"
+    for rel in ("kernel/fs/isofs/isofs.ko", "kernel/drivers/cdrom/cdrom.ko",
+                "kernel/fs/udf/udf.ko", "kernel/drivers/block/loop.ko"):
+        (moddir / rel).parent.mkdir(parents=True, exist_ok=True)
+        (moddir / rel).write_bytes(rel.encode())
+    (moddir / "modules.dep").write_text(
+        "kernel/fs/isofs/isofs.ko: kernel/drivers/cdrom/cdrom.ko\n"
+        "kernel/drivers/cdrom/cdrom.ko:\n"
+        "kernel/fs/udf/udf.ko: kernel/drivers/cdrom/cdrom.ko\n"
+        "kernel/drivers/block/loop.ko:\n")
+    (moddir / "modules.alias").write_text("alias fs-iso9660 isofs\n")
+    dest = tmp_path / "overlay/usr/lib/modules/6.1"
+    # squashfs is built in (not in modules.dep): skipped.
+    got = add_live_modules(moddir, dest, ("isofs", "squashfs", "loop"))
+    assert got == ["kernel/drivers/block/loop.ko", "kernel/drivers/cdrom/cdrom.ko",
+                   "kernel/fs/isofs/isofs.ko"]
+    assert (dest / "kernel/drivers/cdrom/cdrom.ko").read_bytes() == b"kernel/drivers/cdrom/cdrom.ko"
+    assert not (dest / "kernel/fs/udf/udf.ko").exists()
+    assert (dest / "modules.dep").read_text() == (moddir / "modules.dep").read_text()
+    assert (dest / "modules.alias").is_file()
+
+
+def test_info_files_read_by_rock_ridge_name(tmp_path: Path) -> None:
+    """An ISO whose 8.3 names are not ours (xorriso mangles its own way): igninfo.json
+    and kargs.json are read by their Rock Ridge names."""
+    iso = pycdlib.PyCdlib()
+    iso.new(interchange_level=1, rock_ridge="1.09")
+    cfg, offset = grub_config(DEFAULT)
+    files = {
+        "/NESTOS/IGNINF_0.JSO;1": ("igninfo.json", json.dumps({"file": "images/ignition.img"})),
+        "/NESTOS/KARGS_0.JSO;1": ("kargs.json", json.dumps({
+            "default": DEFAULT, "size": KARGS_AREA_SIZE,
+            "files": [{"path": "boot/grub/grub.cfg", "offset": offset}]})),
+        "/IMAGES/IGNITI_0.IMG;1": ("ignition.img", bytes(256 * 1024)),
+        "/BOOT/GRUB/GRUB.CFG;1": ("grub.cfg", cfg),
+    }
+    for d, rr in (("/NESTOS", "nestos"), ("/IMAGES", "images"), ("/BOOT", "boot"),
+                  ("/BOOT/GRUB", "grub")):
+        iso.add_directory(d, rr_name=rr)
+    for path, (rr, data) in files.items():
+        raw = data if isinstance(data, bytes) else data.encode()
+        iso.add_fp(io.BytesIO(raw), len(raw), path, rr_name=rr)
+    iso.write(str(tmp_path / "x.iso"))
+    iso.close()
+    assert check_live_iso(tmp_path / "x.iso").current == DEFAULT
