@@ -4,9 +4,10 @@ QEMU itself takes any ``-fw_cfg file=`` up to 4 GiB - 1 (the file directory entr
 is a 32-bit field, ``FWCfgFile.size`` in hw/nvram/fw_cfg.c).  The guest is the limit:
 Ignition reads ``/sys/firmware/qemu_fw_cfg/.../raw`` in 4 KiB pieces and the kernel's
 ``fw_cfg_read_blob`` skips to each offset by reading every byte before it through the
-data port, so reading N bytes costs ~N²/8192 port reads.  Measured under TCG: a 1 MiB
-config took Ignition 48 s to read (its own "quadratic time" warning); 2 MiB is ~4x that,
-4 MiB ~16x (13 min: past the 10-minute scaled ready timeout).  A config over
+data port, so reading N bytes costs ~N²/8192 port reads.  Measured under TCG on a loaded
+host: a 1 MiB config took Ignition 48 s to read (it logs its own "quadratic time" warning);
+a 2 MiB one booted and was applied, ready after 325 s (of the 600 s scaled ready
+timeout); 4 MiB would be ~4x the 2 MiB read, past that timeout.  A config over
 :data:`FW_CFG_CONFIG_LIMIT` is therefore bad input, refused before any boot.
 """
 
