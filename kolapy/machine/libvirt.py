@@ -91,9 +91,13 @@ class LibvirtMachine(QemuMachine):
             for f in (self._paths.console_log, self._paths.journal, self._paths.emergency_journal):
                 f.unlink(missing_ok=True)
             log.info("%s: creating domain %s on %s", self.name, self.domain_name, self.uri)
+            hosts.register(self.uri, "domain", self.domain_name)
             try:
-                dom = conn.createXML(self.domain_xml, 0)
+                # AUTODESTROY: the domain dies with this process's connection, even
+                # when the process is killed (as PR_SET_PDEATHSIG does for QEMU).
+                dom = conn.createXML(self.domain_xml, libvirt.VIR_DOMAIN_START_AUTODESTROY)
             except libvirt.libvirtError as exc:
+                hosts.forget(self.uri, "domain", self.domain_name)
                 last_err = str(exc)
                 if "hostfwd" in last_err or "Address already in use" in last_err:
                     log.info("%s: port %d was taken, retrying", self.name, self.ssh_port)
@@ -203,9 +207,11 @@ class LibvirtSegment:
                      for i in range(size)]
         libvirt = hosts._libvirt()
         conn = hosts.connect(uri)
+        hosts.register(uri, "network", self.name)
         try:
             net = conn.networkCreateXML(network_xml(self.name, bridge_name(segment, hosts.RUN_ID)))
         except libvirt.libvirtError as exc:
+            hosts.forget(uri, "network", self.name)
             raise InfraError(f"libvirt {uri}: cannot create network {self.name}: {exc}") from exc
         hosts.register(uri, "network", self.name, net)
 

@@ -110,19 +110,31 @@ def place(uris: Sequence[str], need_mib: int) -> str:
     return choose([HostInfo(u, free_mib(u)) for u in uris], need_mib)
 
 
-def register(uri: str, kind: str, name: str, obj: Any) -> None:
+def register(uri: str, kind: str, name: str, obj: Any = None) -> None:
+    """Remember a domain or network to destroy.  Register the name (``obj`` None)
+    *before* creating it: an interrupt (Ctrl-C, a test timeout) that arrives
+    while the create call returns must not lose the object."""
     with _lock:
         _live[(uri, kind, name)] = obj
+
+
+def forget(uri: str, kind: str, name: str) -> None:
+    """Drop a registration whose create call failed (nothing to destroy)."""
+    with _lock:
+        _live.pop((uri, kind, name), None)
 
 
 def destroy(uri: str, kind: str, name: str) -> None:
     """Destroy one registered domain or network (a transient one then disappears)."""
     with _lock:
-        obj = _live.pop((uri, kind, name), None)
-    if obj is None:
-        return
+        if (uri, kind, name) not in _live:
+            return
+        obj = _live.pop((uri, kind, name))
     libvirt = _libvirt()
     try:
+        if obj is None:  # registered before its create call returned: look it up
+            conn = connect(uri)
+            obj = conn.lookupByName(name) if kind == "domain" else conn.networkLookupByName(name)
         obj.destroy()
     except libvirt.libvirtError as exc:
         if exc.get_error_code() not in (libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_NO_NETWORK,

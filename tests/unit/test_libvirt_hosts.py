@@ -79,3 +79,38 @@ def test_kola_platform_alias_accepts_libvirt():
     from kolapy.kola_aliases import translate
 
     assert translate(["run", "-p", "libvirt", "basic"]) == ["run", "--platform=libvirt", "basic"]
+
+
+def test_a_name_registered_before_its_create_returned_is_destroyed(monkeypatch):
+    libvirt = pytest.importorskip("libvirt")
+    destroyed: list[str] = []
+
+    class Obj:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def destroy(self) -> None:
+            destroyed.append(self.name)
+
+    class Conn:
+        def lookupByName(self, name: str) -> Obj:
+            if name == "kolapy-t-gone":
+                err = libvirt.libvirtError("no domain")
+                err.err = (libvirt.VIR_ERR_NO_DOMAIN, 0, "", 0, "", None, None, 0, 0)
+                raise err
+            return Obj(name)
+
+        def networkLookupByName(self, name: str) -> Obj:
+            return Obj(name)
+
+    monkeypatch.setattr(libvirt_hosts, "connect", lambda uri: Conn())
+    libvirt_hosts.register("u", "network", "kolapy-t-net1")
+    libvirt_hosts.register("u", "domain", "kolapy-t-gw-1")  # create interrupted
+    libvirt_hosts.register("u", "domain", "kolapy-t-gw-2", Obj("kolapy-t-gw-2"))
+    libvirt_hosts.register("u", "domain", "kolapy-t-gone")  # never created
+    libvirt_hosts.register("u", "domain", "kolapy-t-failed")
+    libvirt_hosts.forget("u", "domain", "kolapy-t-failed")  # its create call failed
+    assert libvirt_hosts.destroy_all() == 4
+    assert destroyed == ["kolapy-t-gw-1", "kolapy-t-gw-2", "kolapy-t-net1"]  # domains first
+    assert libvirt_hosts.live_names() == []
+    libvirt_hosts.destroy("u", "domain", "kolapy-t-gw-1")  # idempotent
