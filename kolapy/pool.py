@@ -135,6 +135,7 @@ class MachinePool:
         except BaseException as exc:
             self._event("failed", machine, artifact_name, exc, detail=detail)
             self.stop(machine)
+            exc.kolapy_machine = machine  # type: ignore[attr-defined]  # its logs for the report
             raise
         self._event("ready", machine, artifact_name, detail=detail)
 

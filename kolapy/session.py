@@ -247,6 +247,13 @@ class KolaSession:
             props.append((KEY_DENIED, plan.denied))
         if call.excinfo is not None and is_infra(call.excinfo.value):
             props.append((KEY_ERROR_KIND, "infra"))
+        if call.when == "setup" and call.excinfo is not None:  # a boot that failed: its logs
+            from kolapy.report.bootlog import failed_boot
+
+            boot = failed_boot(call.excinfo.value)
+            if boot is not None:
+                props += [(KEY_MACHINES, [boot[0]]), (KEY_CONSOLE, boot[1]),
+                          (KEY_JOURNAL, boot[2])]
         if call.when != "call" or not machines:
             return
         consoles, journals, warnings = [], [], []

@@ -67,3 +67,30 @@ class BootLogs:
         console, journal = machine.logs_since(_stream_start(mark))
         title = _header(f"{machine.name} from QEMU's start: its boot, then this test")
         return t_console + title + console, t_journal + title + journal
+
+
+FAILED_BOOT_TAIL = 1 << 20
+"""Bytes of a failed boot's console and journal put into the report (the end of each)."""
+
+
+def failed_boot(exc: BaseException) -> tuple[str, str, str] | None:
+    """(machine name, console, journal) of the boot that raised ``exc``, or None.
+
+    The machine pool marks a boot error with the machine (``kolapy_machine``); that
+    machine is stopped by now, so its logs come from the artifact files it kept.
+    """
+    machine = getattr(exc, "kolapy_machine", None)
+    directory = getattr(machine, "artifact_dir", None)
+    if machine is None or directory is None:
+        return None
+    texts = []
+    for kept in ("console.txt", "journal.txt"):
+        path = Path(directory) / kept
+        try:
+            with path.open("rb") as f:
+                f.seek(max(0, path.stat().st_size - FAILED_BOOT_TAIL))
+                text = f.read().decode("utf-8", errors="replace")
+        except OSError as err:
+            text = f"<{path} unavailable: {err}>\n"
+        texts.append(_header(f"{machine.name}: the failed boot ({path})") + text)
+    return str(machine.name), texts[0], texts[1]

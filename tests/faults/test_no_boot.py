@@ -374,6 +374,11 @@ def test_guest_hang_at_boot_is_a_bounded_infra_error(box: Sandbox, blank: tuple[
     assert "not ready within 12s" in case.find("error").get("message", "")  # type: ignore[union-attr]
     kept = {p.name for p in (box.out / "fault.hang").glob("*/*")}
     assert {"console.txt", "journal.txt", "qemu-stderr.txt", "ignition.json"} <= kept, kept
+    # The failed boot's console and journal are in its JUnit testcase (files as they were kept).
+    machine = case.find("properties/property[@name='kola.machines']")
+    assert machine is not None and machine.get("value"), ET.tostring(case)[:2000]
+    for stream in ("system-out", "system-err"):
+        assert f"kolapy: {machine.get('value')}: the failed boot (" in (case.findtext(stream) or "")
     # (a blank disk writes nothing on the serial console: SeaBIOS talks to the VGA)
     box.assert_clean()
     assert sha256(image) == checksum
