@@ -27,7 +27,8 @@ Deliberate differences from the document, on both flavors: kubeadm's config
 API is ``kubeadm.k8s.io/v1beta4`` (the document's v1beta2/v1beta3 are gone
 from the pinned Kubernetes; the same fields in v1beta4's shape); kolapy
 generates the bootstrap token and puts it in the master's InitConfiguration
-(the document reads it from ``kubeadm token list`` by hand); each node's
+(the document reads it from ``kubeadm token list`` by hand); kubeadm init's
+timeouts are stretched for emulation (``INIT_TIMEOUTS``); each node's
 kubelet gets ``node-ip`` (kolapy's machines all have 10.0.2.15 on their SSH
 NIC, the cluster network is the second NIC); the harness configures users,
 SSH keys and the private network address itself (no ``passwd`` or
@@ -61,6 +62,15 @@ INIT_CONFIG = "/root/init-config.yaml"
 JOIN_CONFIG = "/root/join-config.yaml"
 SYSCTL_CONF = "/etc/sysctl.d/kubernetes.conf"
 KUBELET_DROPIN = "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf"
+
+# kubeadm init's waits, stretched for emulated machines (kubeadm's own defaults:
+# control plane 4 min, kubelet 4 min, API calls 1 min).
+INIT_TIMEOUTS = (
+    ("controlPlaneComponentHealthCheck", "30m0s"),
+    ("kubeletHealthCheck", "15m0s"),
+    ("kubernetesAPICall", "5m0s"),
+    ("etcdAPICall", "5m0s"),
+)
 
 SYSCTLS = (
     ("net.bridge.bridge-nf-call-iptables", "1"),
@@ -287,6 +297,8 @@ def init_configuration(cluster: K8sCluster) -> list[dict[str, Any]]:
             }
         ],
         "localAPIEndpoint": {"advertiseAddress": master.address, "bindPort": 6443},
+        # kubeadm's defaults (4 min for the control plane) are for real hardware
+        "timeouts": dict(INIT_TIMEOUTS),
         "nodeRegistration": {
             "criSocket": cluster.flavor.cri_socket,
             "name": master.name,
@@ -572,4 +584,22 @@ def machine_ignition(cluster: K8sCluster, role: str, node: Node | None = None) -
     ign.add_unit("kubelet.service", KUBELET_UNIT, enabled=True)
     for name, contents in run_once_units(cluster, role, node).items():
         ign.add_unit(f"{name}.service", contents, enabled=True)
+    return ign
+
+
+NODE_BINARIES = ("/usr/bin/kubeadm", "/usr/bin/kubelet", "/usr/bin/kubectl")
+
+
+def only_if_installed(cluster: K8sCluster, role: str) -> Ignition:
+    """Drop-ins making every unit of the recipe a no-op where Kubernetes is not installed.
+
+    Merged under a test's config, an image without kubeadm/kubelet boots clean
+    (conditions skip the units instead of failing them), so the test can SKIP
+    naming what is missing instead of failing the boot.
+    """
+    node = cluster.master if role == "master" else cluster.workers[0]
+    guard = "[Unit]\n" + "".join(f"ConditionPathExists={path}\n" for path in NODE_BINARIES)
+    ign = Ignition().add_unit("kubelet.service", dropins={"05-kolapy-installed.conf": guard})
+    for name in run_once_units(cluster, role, node):
+        ign.add_unit(f"{name}.service", dropins={"05-kolapy-installed.conf": guard})
     return ign

@@ -260,6 +260,8 @@ def test_kubeadm_configs_match_the_document(flavor: Any) -> None:
     assert args == {"volume-plugin-dir": "/opt/libexec/kubernetes/kubelet-plugins/volume/exec/",
                     "node-ip": MASTER.address}  # node-ip: kolapy's addition
     assert init["bootstrapTokens"][0]["token"] == TOKEN  # kolapy generates the token
+    # kolapy's: kubeadm's waits stretched for emulation
+    assert init["timeouts"]["controlPlaneComponentHealthCheck"] == "30m0s"
     assert conf["kind"] == "ClusterConfiguration"
     assert conf["controllerManager"]["extraArgs"] == [
         {"name": "flex-volume-plugin-dir",
@@ -386,3 +388,17 @@ def test_kubeadm_accepts_the_configs(tmp_path: Path, flavor: Any) -> None:
     listed = subprocess.run([str(kubeadm), "config", "images", "list", "--config", str(init)],
                             capture_output=True, text=True, timeout=60, check=True).stdout
     assert listed.split() == cluster.images()
+
+
+def test_guard_makes_every_unit_conditional_on_kubernetes() -> None:
+    from kolapy.k8s.recipe import NODE_BINARIES, only_if_installed
+
+    cluster = K8sCluster(master=MASTER, workers=(WORKER,), token=TOKEN)
+    for role in ("master", "worker"):
+        node = MASTER if role == "master" else WORKER
+        merged = machine_ignition(cluster, role, node).merge(only_if_installed(cluster, role))
+        for name, unit in units_of(merged.to_dict()).items():
+            (dropin,) = unit["dropins"]
+            conds = unit_values(dropin["contents"], "ConditionPathExists")
+            assert conds == list(NODE_BINARIES), name
+            assert unit["contents"] and unit["enabled"] is True, name  # the recipe's unit stays
