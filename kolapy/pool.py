@@ -226,7 +226,8 @@ class MachinePool:
             from kolapy.machine.libvirt import LibvirtSegment
 
             uri = libvirt_hosts.place(libvirt_hosts.uris_of(self.cfg), size * spec.memory_mib)
-            hub: Any = LibvirtSegment(size, segment=self._segments, uri=uri)
+            hub: Any = LibvirtSegment(size, segment=self._segments, uri=uri,
+                                      worker=self.worker)
             networks = (hub.name,)
         else:
             hub = Hub(size, segment=self._segments, sockdir=workdir)

@@ -198,18 +198,18 @@ class LibvirtSegment:
     address themselves statically through the same Ignition fragment.
     """
 
-    def __init__(self, size: int, *, segment: int, uri: str) -> None:
+    def __init__(self, size: int, *, segment: int, uri: str, worker: str = "gw") -> None:
         if size < 1:
             raise ValueError("a private network needs at least one member")
         self.uri = uri
-        self.name = f"kolapy-{hosts.RUN_ID}-net{segment}"
+        self.name = f"kolapy-{hosts.RUN_ID}-{worker}-net{segment}"
         self.nics = [PrivateNic(mac_for(segment, i), address_for(i), Path("-"), Path("-"))
                      for i in range(size)]
         libvirt = hosts._libvirt()
         conn = hosts.connect(uri)
         hosts.register(uri, "network", self.name)
         try:
-            net = conn.networkCreateXML(network_xml(self.name, bridge_name(segment, hosts.RUN_ID)))
+            net = conn.networkCreateXML(network_xml(self.name, bridge_name(self.name)))
         except libvirt.libvirtError as exc:
             hosts.forget(uri, "network", self.name)
             raise InfraError(f"libvirt {uri}: cannot create network {self.name}: {exc}") from exc

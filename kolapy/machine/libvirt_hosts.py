@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
+import re
 import secrets
 import threading
 from collections.abc import Sequence
@@ -25,8 +27,22 @@ from kolapy.errors import BadInputError, InfraError
 log = logging.getLogger("kolapy.machine")
 
 DEFAULT_URI = "qemu:///system"
-RUN_ID = secrets.token_hex(3)
-"""This process's part of every domain/network name (``kolapy-<run>-<machine>``)."""
+RUN_ENV = "KOLAPY_LIBVIRT_RUN"
+"""Environment variable that names the run (``kolapy-<run>-...``) instead of a random id,
+so a caller (e.g. a test of kolapy) knows which domains are its run's."""
+
+
+def _run_id() -> str:
+    given = os.environ.get(RUN_ENV, "")
+    if given and not re.fullmatch(r"[a-z0-9]{1,16}", given):
+        raise BadInputError(f"{RUN_ENV}={given!r}: use 1-16 lowercase letters or digits")
+    return given or secrets.token_hex(3)
+
+
+RUN_ID = _run_id()
+"""This run's part of every domain/network name (``kolapy-<run>-<machine>``): the same in
+every xdist worker of a run that sets :data:`RUN_ENV`, else random per process (the
+machine names carry the worker either way)."""
 
 _conns: dict[str, Any] = {}
 _live: dict[tuple[str, str, str], Any] = {}

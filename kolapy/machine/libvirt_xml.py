@@ -12,6 +12,7 @@ What libvirt cannot express itself (user-mode networking with a host forward,
 
 from __future__ import annotations
 
+import hashlib
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,9 +172,9 @@ def network_xml(name: str, bridge: str) -> str:
     return ET.tostring(net, encoding="unicode") + "\n"
 
 
-def bridge_name(segment: int, run: str) -> str:
-    """A Linux bridge name for a segment: at most 15 characters."""
-    return f"kolabr{run[:5]}{segment % 1000}"[:15]
+def bridge_name(network: str) -> str:
+    """The Linux bridge of libvirt network ``network``: 15 characters, unique per name."""
+    return "kolabr" + hashlib.sha256(network.encode()).hexdigest()[:9]
 
 
 _NIC_SLOT = 0x18

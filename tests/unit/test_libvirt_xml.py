@@ -161,8 +161,9 @@ def test_private_nics_join_their_libvirt_network():
 
 
 def test_isolated_network_xml():
-    net = ET.fromstring(network_xml("kolapy-r1-net1", bridge_name(1, "abcdef")))
-    assert net.findtext("name") == "kolapy-r1-net1"
+    net = ET.fromstring(network_xml("kolapy-r1-gw0-net1", bridge_name("kolapy-r1-gw0-net1")))
+    assert net.findtext("name") == "kolapy-r1-gw0-net1"
     assert net.find("forward") is None and net.find("ip") is None  # isolated, no host address
     bridge = net.find("bridge").get("name")
-    assert bridge == "kolabrabcde1" and len(bridge) <= 15
+    assert bridge.startswith("kolabr") and len(bridge) == 15  # Linux: at most 15
+    assert bridge_name("kolapy-r1-gw1-net1") != bridge
