@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -211,6 +212,11 @@ def _build_go(
         )
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _same_version(program: GoProgram) -> str:
     return program.version
 
@@ -271,12 +277,15 @@ def build_node_binaries(
             ("kubernetes", lambda: _build_go("kubernetes", kube, lambda _p: pins.staging,
                                              kube_ldflags(pins, date), work, bin_dir, env)),
         ]
+        cpu: dict[str, float] = {}
         for label, step in steps:
             say(f"k8s build [{arch.value}]: {label} ...")
-            started = time.monotonic()
+            started, cpu_before = time.monotonic(), _children_cpu()
             step()
             timings[label] = round(time.monotonic() - started, 1)
-            say(f"k8s build [{arch.value}]: {label} done in {timings[label]} s")
+            cpu[label] = round(_children_cpu() - cpu_before, 1)
+            say(f"k8s build [{arch.value}]: {label} done in {timings[label]} s "
+                f"({cpu[label]} s CPU)")
         missing = [b for b in ALL_BINARIES if not (bin_dir / b).is_file()]
         if missing:
             raise BuildError(f"build finished without {', '.join(missing)}")
@@ -285,6 +294,8 @@ def build_node_binaries(
             "arch": arch.value,
             "go": go_version(),
             "seconds": timings,
+            # user+system CPU of the go/cc processes: comparable across host loads
+            "cpu_seconds": cpu,
             "binaries": {b: (bin_dir / b).stat().st_size for b in ALL_BINARIES},
         }
         staging = root / f".out-{key}"
