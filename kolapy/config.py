@@ -32,6 +32,8 @@ class RunConfig:
     """``qemu`` (QEMU processes) or ``libvirt`` (domains on ``libvirt_uris``)."""
     libvirt_uris: tuple[str, ...] = ()
     """``--libvirt-uri`` (repeatable); empty means ``qemu:///system``."""
+    platform_file: Path | None = None
+    """``--platform-file``: a user's platform profile (validated when the config is made)."""
     output_dir: Path | None = None
     patterns: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
@@ -81,6 +83,11 @@ class RunConfig:
         uris = tuple(get("kola_libvirt_uris", None) or ())
         if uris and platform != "libvirt":
             raise ValueError("--libvirt-uri needs --platform libvirt")
+        pfile = get("kola_platform_file", None) or None
+        if pfile:
+            from kolapy.machine.platform import load_platform_file
+
+            load_platform_file(Path(pfile).expanduser().absolute(), arch)  # ValueError naming it
         out = get("kola_output_dir", None)
         deny = get("kola_denylist", None)
         return cls(
@@ -105,4 +112,13 @@ class RunConfig:
             restore=not get("kola_no_restore", False),
             platform=platform,
             libvirt_uris=uris,
+            platform_file=Path(pfile).expanduser().absolute() if pfile else None,
         )
+
+    def profile(self) -> Any:
+        """The platform profile of this run's machines (``--platform-file`` or shipped)."""
+        from kolapy.machine.platform import load_platform, load_platform_file
+
+        if self.platform_file is not None:
+            return load_platform_file(self.platform_file, self.arch)
+        return load_platform(self.arch, self.platform)

@@ -62,6 +62,15 @@ OPTIONS: list[tuple[str, dict[str, Any]]] = [
         ),
     ),
     (
+        "--platform-file",
+        dict(
+            dest="kola_platform_file",
+            metavar="FILE",
+            help="a platform profile (YAML, the schema of platforms/qemu-x86_64.yaml) "
+            "instead of the shipped one for --platform and --arch",
+        ),
+    ),
+    (
         "--libvirt-uri",
         dict(
             dest="kola_libvirt_uris",

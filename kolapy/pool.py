@@ -100,11 +100,18 @@ class MachinePool:
             host = uri or libvirt_hosts.place(libvirt_hosts.uris_of(self.cfg), spec.memory_mib)
             return self._place(artifact_name, lambda n, d, key, accel: LibvirtMachine(
                 _with_name(spec, n), workdir=d, ssh_key=key, accel=accel, uri=host,
-                private_networks=networks), name)
+                private_networks=networks, profile=self._profile(spec)), name)
         from kolapy.machine.qemu import QemuMachine
 
         return self._place(artifact_name, lambda n, d, key, accel: QemuMachine(
-            _with_name(spec, n), workdir=d, ssh_key=key, accel=accel), name)
+            _with_name(spec, n), workdir=d, ssh_key=key, accel=accel,
+            profile=self._profile(spec)), name)
+
+    def _profile(self, spec: MachineSpec) -> Any:
+        """The run's platform profile when it is for ``spec``'s arch, else None
+        (the machine loads its arch's shipped one)."""
+        profile = self.cfg.profile()
+        return profile if profile.arch == spec.arch else None
 
     def _place(self, artifact_name: str, make: Callable[..., Any], name: str = "") -> Any:
         """``make(name, workdir, ssh_key, accel)``, with its artifact dir and memory watch."""

@@ -6,8 +6,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from kolapy.enums import Arch
+from kolapy.errors import BadInputError
 
 
 def resolve_image(ns: argparse.Namespace) -> Path:
@@ -26,18 +28,28 @@ def resolve_image(ns: argparse.Namespace) -> Path:
     return ensure_image(Arch.parse(ns.kola_arch or "x86_64"))
 
 
+def config_of(ns: argparse.Namespace) -> Any:
+    """The run's :class:`RunConfig`; a bad value (``--memory 100``, an invalid
+    ``--platform-file``) is a :class:`BadInputError` naming it."""
+    from kolapy.config import RunConfig
+
+    try:
+        return RunConfig.from_options(lambda dest, default: getattr(ns, dest, default))
+    except ValueError as exc:
+        raise BadInputError(str(exc)) from None
+
+
 def preflight_run(ns: argparse.Namespace, image: Path, forwarded: list[str]) -> None:
     """Everything that can be checked before a VM boots (BadInputError on a problem).
 
     QEMU, qemu-img, firmware and the image itself; then a quiet collection
     that rejects patterns matching nothing and invalid test configs.
     """
-    from kolapy.config import RunConfig
     from kolapy.disksize import disk_gib
     from kolapy.listing import list_tests
     from kolapy.session import check_host_and_image
 
-    cfg = RunConfig.from_options(lambda dest, default: getattr(ns, dest, default))
+    cfg = config_of(ns)
     if cfg.iso is not None:  # a non-ISO or a non-live ISO: exit 2 before any boot
         from kolapy.iso.media import check_live_iso
 

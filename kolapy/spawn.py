@@ -17,9 +17,9 @@ from kolapy.pool import MachinePool
 def spawn(ns: argparse.Namespace) -> int:
     """Boot the image of ``ns`` with ``--ignition`` merged in; block until interrupted."""
     from kolapy.report.outdir import default_output_dir
-    from kolapy.runner import resolve_image
+    from kolapy.runner import config_of, resolve_image
 
-    cfg = RunConfig.from_options(lambda dest, default: getattr(ns, dest, default))
+    cfg: RunConfig = config_of(ns)
     image = resolve_image(ns)  # also reaches --platform libvirt's hosts (exit 2)
     ignition = None
     if ns.ignition:

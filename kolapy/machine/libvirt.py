@@ -33,7 +33,7 @@ from kolapy.machine.libvirt_xml import (
     network_xml,
     supports_fwcfg_sysinfo,
 )
-from kolapy.machine.platform import PlatformProfile
+from kolapy.machine.platform import PlatformProfile, load_platform
 from kolapy.machine.privnet import PrivateNic, address_for, mac_for
 from kolapy.machine.qemu import POWERDOWN_TIMEOUT, QemuMachine, free_port
 from kolapy.machine.spec import MachineSpec
@@ -61,7 +61,8 @@ class LibvirtMachine(QemuMachine):
         timeout_scale: float | None = None,
         private_networks: tuple[str, ...] = (),
     ) -> None:
-        super().__init__(spec, workdir=workdir, ssh_key=ssh_key, accel=accel, profile=profile,
+        super().__init__(spec, workdir=workdir, ssh_key=ssh_key, accel=accel,
+                         profile=profile or load_platform(spec.arch, "libvirt"),
                          timeout_scale=timeout_scale)
         self.uri = uri
         self.domain_name = domain_name(hosts.RUN_ID, self.name)

@@ -1,7 +1,10 @@
-"""Platform profiles: the per-architecture QEMU facts, loaded from package YAML.
+"""Platform profiles: the per-architecture QEMU facts, loaded from YAML.
 
-The data lives in ``kolapy/platforms/qemu-<arch>.yaml`` so that adding a distro's
-firmware path or a new architecture is a data change, not a code change.
+The data lives in the top-level ``platforms/<platform>-<arch>.yaml``
+(``kolapy/platforms`` links there, so the wheel ships them as package data),
+so that adding a distro's firmware path or a new architecture is a data change,
+not a code change.  ``--platform-file FILE`` loads a user's profile of the same
+schema (:func:`load_platform_file`).
 """
 
 from __future__ import annotations
@@ -110,14 +113,43 @@ class PlatformProfile:
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"invalid platform profile: missing or bad key {exc}") from exc
+        except ValueError as exc:  # an unknown arch, firmware, accelerator or injection
+            raise ValueError(f"invalid platform profile: {exc}") from exc
 
 
 @functools.cache
-def load_platform(arch: Arch | str) -> PlatformProfile:
-    """Load the shipped ``qemu-<arch>.yaml`` profile."""
+def load_platform(arch: Arch | str, platform: str = "qemu") -> PlatformProfile:
+    """Load the shipped ``<platform>-<arch>.yaml`` profile (platform: qemu or libvirt)."""
     arch = Arch.parse(str(arch))
-    ref = resources.files("kolapy") / "platforms" / f"qemu-{arch}.yaml"
+    ref = resources.files("kolapy") / "platforms" / f"{platform}-{arch}.yaml"
     return PlatformProfile.from_dict(yaml.safe_load(ref.read_text(encoding="utf-8")))
+
+
+@functools.cache
+def load_platform_file(path: Path, arch: Arch | str | None = None) -> PlatformProfile:
+    """A user's profile (``--platform-file``), validated: :class:`ValueError` naming the
+    file and what is wrong (unreadable, not YAML, a missing or bad key, another arch)."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValueError(f"platform file {path}: cannot read it ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        raise ValueError(f"platform file {path}: not valid YAML{line}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"platform file {path}: expected a mapping of profile keys")
+    try:
+        profile = PlatformProfile.from_dict(data)
+    except ValueError as exc:
+        raise ValueError(f"platform file {path}: {exc}") from None
+    missing = [str(a) for a in (Accel.TCG, Accel.KVM) if a not in profile.cpus]
+    if missing:
+        raise ValueError(f"platform file {path}: cpu has no entry for {', '.join(missing)}")
+    if arch is not None and profile.arch != Arch.parse(str(arch)):
+        raise ValueError(f"platform file {path}: its arch is {profile.arch}, "
+                         f"but the run is {Arch.parse(str(arch))}")
+    return profile
 
 
 def find_firmware(profile: PlatformProfile, firmware: Firmware) -> ResolvedFirmware | None:
