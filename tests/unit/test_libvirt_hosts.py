@@ -63,8 +63,8 @@ def test_unreachable_uri_is_bad_input_naming_it():
 @pytest.mark.parametrize("verb", ["run", "spawn"])
 def test_cli_unreachable_uri_exits_2_before_any_boot(verb: str, tmp_path: Path):
     pytest.importorskip("libvirt")
-    args = [verb, "--platform", "libvirt", "--libvirt-uri", "qemu:///system",
-            "--libvirt-uri", BAD_URI, "--nestos-image", str(tmp_path / "none.qcow2")]
+    args = [verb, "--platform", "libvirt", "--libvirt-uri", BAD_URI,
+            "--nestos-image", str(tmp_path / "none.qcow2")]
     r = subprocess.run([sys.executable, "-m", "kolapy.cli", *args], capture_output=True,
                        text=True, timeout=60, cwd=tmp_path)
     lines = [line for line in r.stderr.splitlines() if line.strip()]
@@ -114,3 +114,31 @@ def test_a_name_registered_before_its_create_returned_is_destroyed(monkeypatch):
     assert destroyed == ["kolapy-t-gw-1", "kolapy-t-gw-2", "kolapy-t-net1"]  # domains first
     assert libvirt_hosts.live_names() == []
     libvirt_hosts.destroy("u", "domain", "kolapy-t-gw-1")  # idempotent
+
+
+def test_machine_fails_fast_when_its_domain_is_gone(tmp_path: Path, monkeypatch):
+    libvirt = pytest.importorskip("libvirt")
+    from kolapy.enums import Accel
+    from kolapy.errors import BootError
+    from kolapy.machine.libvirt import LibvirtMachine
+    from kolapy.machine.spec import MachineSpec
+    from kolapy.transport.ssh import SSHKeyPair
+
+    class GoneDomain:
+        def isActive(self) -> int:
+            err = libvirt.libvirtError("no domain")
+            err.err = (libvirt.VIR_ERR_NO_DOMAIN, 0, "", 0, "", None, None, 0, 0)
+            raise err
+
+    m = LibvirtMachine(MachineSpec(image=Path("/none.qcow2"), name="m1"), workdir=tmp_path / "m",
+                       ssh_key=SSHKeyPair.generate(tmp_path / "ssh"), accel=Accel.TCG,
+                       uri="qemu:///session")
+    assert m.domain_name == f"kolapy-{libvirt_hosts.RUN_ID}-m1"
+    assert m.profile.name == "libvirt-x86_64"
+    assert m.virsh_console() == f"virsh -c qemu:///session console {m.domain_name}"
+    with pytest.raises(BootError, match="not started"):
+        m.check_alive()
+    m._dom = GoneDomain()
+    assert not m.is_running()
+    with pytest.raises(BootError, match=rf"domain {m.domain_name} on qemu:///session is gone"):
+        m.check_alive()
