@@ -69,5 +69,17 @@ class CommandFailedError(AssertionError):
         self.stderr = stderr
         super().__init__(
             f"command {command!r} {expected}: exit code {rc}\n"
-            f"--- stdout ---\n{stdout.rstrip()}\n--- stderr ---\n{stderr.rstrip()}"
+            f"--- stdout ---\n{_tail(stdout)}\n--- stderr ---\n{_tail(stderr)}"
         )
+
+
+#: How much of a failed command's stdout/stderr the error message (and so JUnit) shows;
+#: the whole output stays on the exception's ``stdout``/``stderr``.
+MESSAGE_OUTPUT_LIMIT = 64 * 1024
+
+
+def _tail(text: str, limit: int = MESSAGE_OUTPUT_LIMIT) -> str:
+    text = text.rstrip()
+    if len(text) <= limit:
+        return text
+    return f"[kolapy: {len(text) - limit} earlier characters left out]\n{text[-limit:]}"
