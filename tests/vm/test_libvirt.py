@@ -2,14 +2,18 @@
 domains, and passing, failing, Ctrl-C'd and SIGTERM'd runs leave no ``kolapy-*`` domain,
 volume or network behind.
 
-CI cost: one boot of the reference image (the basic run, ~ test_run_basic's cost) and
+CI cost: one boot of the reference image (the basic run, ~ test_run_basic's cost),
 three runs on a blank disk that never boots (the domain runs for a few seconds, then
-the run fails or is interrupted: ~15 s each, no boot), ~2.5 min in all under CI load.
+the run fails or is interrupted: ~15-30 s each, no boot), and one two-machine cluster
+on a private libvirt network (two boots at once, in the heavy-vm group): ~4 min in
+all under CI load.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -52,20 +56,19 @@ def kolapy_objects(prefix: str = "kolapy-") -> list[str]:
     return sorted(n for n in names if n.startswith(prefix))
 
 
-def _run_prefix(out: Path) -> str:
-    """``kolapy-<run>-`` of the run whose artifacts are in ``out`` (from its domain.xml)."""
-    xml = next(out.rglob("domain.xml")).read_text()
-    name = re.search(r"<name>(kolapy-[0-9a-f]+-)", xml)
-    assert name, xml[:500]
-    return name.group(1)
+def _named_run() -> tuple[dict[str, str], str]:
+    """An environment naming the inner run, and the prefix of its libvirt objects."""
+    run = "t" + secrets.token_hex(4)
+    return {**os.environ, "KOLAPY_LIBVIRT_RUN": run}, f"kolapy-{run}-"
 
 
 def test_basic_passes_on_libvirt_and_leaves_nothing(tmp_path: Path) -> None:
     _conn()
     out = tmp_path / "out"
+    env, prefix = _named_run()
     r = subprocess.run([*KOLAPY, "run", "basic", "--platform", "libvirt", f"--output-dir={out}",
                         "--live=plain"], cwd=tmp_path, capture_output=True, text=True,
-                       timeout=1800)
+                       timeout=1800, env=env)
     text = r.stdout + r.stderr
     assert r.returncode == 0, text[-4000:]
     assert re.search(r"\b7 passed\b", text), text[-2000:]
@@ -74,24 +77,25 @@ def test_basic_passes_on_libvirt_and_leaves_nothing(tmp_path: Path) -> None:
     assert "<sysinfo type=\"fwcfg\">" in xml and "type=\"pty\"" in xml
     assert "Linux version" in (artifacts / "console.txt").read_text()  # via virtlogd
     assert (artifacts / "journal.txt").stat().st_size > 0
-    assert kolapy_objects(_run_prefix(out)) == []
+    assert f"<name>{prefix}gw-1</name>" in xml
+    assert kolapy_objects(prefix) == []
 
 
 def test_failing_run_leaves_nothing(tmp_path: Path, blank_disk: Path) -> None:
     _conn()
     (tmp_path / "test_never.py").write_text(NEVER_READY)
     out = tmp_path / "out"
-    before = set(kolapy_objects())
+    env, prefix = _named_run()
     proc = subprocess.Popen(
         [*KOLAPY, "run", "libvirt.never-ready", f"--tests={tmp_path / 'test_never.py'}",
          f"--nestos-image={blank_disk}", "--platform", "libvirt", f"--output-dir={out}",
          "--live=plain"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    seen = _wait_for_domain(proc, before)
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    assert _wait_for_domain(proc, prefix) == f"{prefix}gw-1"
     text = proc.communicate(timeout=300)[0]
     assert proc.returncode == 1, text[-4000:]  # the test failed (timed out booting)
-    assert seen.startswith(_run_prefix(out))
-    assert kolapy_objects(_run_prefix(out)) == [], text[-2000:]
+    assert "Timeout" in text, text[-2000:]
+    assert kolapy_objects(prefix) == [], text[-2000:]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
@@ -99,14 +103,14 @@ def test_interrupted_run_leaves_nothing(tmp_path: Path, blank_disk: Path, sig: i
     _conn()
     (tmp_path / "test_never.py").write_text(NEVER_READY.replace("timeout=5", "timeout=600"))
     out = tmp_path / "out"
-    before = set(kolapy_objects())
+    env, prefix = _named_run()
     proc = subprocess.Popen(
         [*KOLAPY, "run", "libvirt.never-ready", f"--tests={tmp_path / 'test_never.py'}",
          f"--nestos-image={blank_disk}", "--platform", "libvirt", f"--output-dir={out}",
          "--live=plain"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
-        name = _wait_for_domain(proc, before)
+        name = _wait_for_domain(proc, prefix)
         time.sleep(2)
         assert name in kolapy_objects()  # the domain is there when the signal comes
         proc.send_signal(sig)
@@ -116,7 +120,44 @@ def test_interrupted_run_leaves_nothing(tmp_path: Path, blank_disk: Path, sig: i
             proc.kill()
             proc.wait()
     assert proc.returncode == 130, text[-4000:]
-    assert kolapy_objects(name.rsplit("-gw", 1)[0]) == [], text[-2000:]
+    assert kolapy_objects(prefix) == [], text[-2000:]
+
+
+PAIR = """
+from kolapy import kola
+
+pytestmark = kola(name="libvirt.pair", cluster_size=2)
+
+
+def test_peers_reach_each_other(cluster):
+    a, b = cluster.machines
+    assert f"{cluster.address(a)}/24" in a.succeed(["ip", "-4", "-o", "addr", "show"])
+    a.succeed(["ping", "-c", "2", "-W", "5", cluster.address(b)])
+    b.succeed(["ping", "-c", "2", "-W", "5", cluster.address(a)])
+"""
+
+
+@pytest.mark.xdist_group("heavy-vm")  # two guests at once: not beside the other heavy ones
+def test_cluster_on_a_private_libvirt_network(tmp_path: Path) -> None:
+    """Two domains on one transient isolated libvirt network ping each other; the
+    network goes with them.  ``--rerun``: as in test_cluster, a loaded host may fail a
+    member's first boot (infrastructure); the rerun must pass."""
+    _conn()
+    (tmp_path / "test_pair.py").write_text(PAIR)
+    out = tmp_path / "out"
+    env, prefix = _named_run()
+    r = subprocess.run(
+        [*KOLAPY, "run", "libvirt.pair", f"--tests={tmp_path / 'test_pair.py'}", "--rerun",
+         "--platform", "libvirt", f"--output-dir={out}", "--live=plain"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=2400, env=env)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+    xmls = [p.read_text() for p in sorted(out.rglob("domain.xml"))]
+    networks = {m for x in xmls for m in re.findall(r'<source network="([^"]+)"', x)}
+    assert len(xmls) >= 2 and len(networks) >= 1, xmls
+    assert all(re.fullmatch(re.escape(prefix) + r"gw-net\d+", n) for n in networks), networks
+    for xml in xmls[:2]:  # each member: one private NIC and the user-mode SSH NIC
+        assert xml.count('<interface type="network">') == 1
+    assert kolapy_objects(prefix) == []
 
 
 @pytest.fixture
@@ -127,12 +168,11 @@ def blank_disk(tmp_path: Path) -> Path:
     return disk
 
 
-def _wait_for_domain(proc: subprocess.Popen[str], before: set[str],
-                     timeout: float = 180) -> str:
-    """The name of the run's domain (not in ``before``), once it exists."""
+def _wait_for_domain(proc: subprocess.Popen[str], prefix: str, timeout: float = 180) -> str:
+    """The name of the run's first domain (``prefix...``), once it exists."""
     deadline = time.monotonic() + timeout
     while True:
-        new = [n for n in kolapy_objects() if n not in before]
+        new = kolapy_objects(prefix)
         if new:
             return new[0]
         assert proc.poll() is None, (proc.communicate()[0] or "")[-3000:]
