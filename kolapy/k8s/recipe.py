@@ -244,7 +244,7 @@ def containerd_config_toml(cluster: K8sCluster) -> str:
     cri = "io.containerd.cri.v1"
     return (
         "# kolapy: NestOS's iSulad daemon.json settings, for containerd 2.x\n"
-        "version = 3\n"
+        "version = 4\n"  # containerd 2.4 (version 3 is migrated, with a warning)
         "root = '/var/lib/containerd'\n"
         "state = '/run/containerd'\n\n"
         f"[plugins.'{cri}.images'.pinned_images]\n"

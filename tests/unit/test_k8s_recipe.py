@@ -175,7 +175,7 @@ def test_containerd_config_carries_daemon_jsons_settings() -> None:
 
     master, _, cluster = configs(REFERENCE)
     toml = tomllib.loads(files_of(master)["/etc/containerd/config.toml"])
-    assert toml["version"] == 3
+    assert toml["version"] == 4
     plugins = toml["plugins"]
     runc = plugins["io.containerd.cri.v1.runtime"]["containerd"]["runtimes"]["runc"]
     assert runc["options"]["SystemdCgroup"] is True  # exec-opts native.cgroupdriver=systemd
@@ -402,3 +402,23 @@ def test_guard_makes_every_unit_conditional_on_kubernetes() -> None:
             conds = unit_values(dropin["contents"], "ConditionPathExists")
             assert conds == list(NODE_BINARIES), name
             assert unit["contents"] and unit["enabled"] is True, name  # the recipe's unit stays
+
+
+def test_built_containerd_reads_the_config(tmp_path: Path) -> None:
+    from kolapy.k8s.build import cached_bin_dir
+    from kolapy.k8s.recipe import containerd_config_toml
+
+    bin_dir = cached_bin_dir()
+    if bin_dir is None:
+        pytest.skip("containerd not built here (python -m kolapy.k8s.build)")
+    cluster = K8sCluster(master=MASTER, token=TOKEN)
+    config = tmp_path / "config.toml"
+    config.write_text(containerd_config_toml(cluster))
+    got = subprocess.run([str(bin_dir / "containerd"), "-c", str(config), "config", "dump"],
+                         capture_output=True, text=True, timeout=60)
+    assert got.returncode == 0, got.stderr
+    assert "level=" not in got.stderr, got.stderr  # no migration warning, no error
+    dump = got.stdout.splitlines()
+    for line in ("SystemdCgroup = true", f"sandbox = '{cluster.pause_image}'",
+                 "bin_dirs = ['/usr/lib/cni']", "conf_dir = '/etc/cni/net.d'"):
+        assert line in [d.strip() for d in dump], line
