@@ -45,16 +45,8 @@ if [ -d /run/systemd/system ] && systemctl is-enabled -q docker-registry.service
   $SUDO systemctl disable --now docker-registry.service || true
 fi
 
-# libvirtd for --platform libvirt: started here when nothing runs it (a container
-# has no systemd; with systemd, socket activation starts it on first use).
-if ! virsh -c qemu:///system version >/dev/null 2>&1; then
-  if [ -d /run/systemd/system ]; then
-    $SUDO systemctl start libvirtd.service || true
-  else
-    pgrep -x virtlogd >/dev/null || $SUDO virtlogd -d
-    pgrep -x libvirtd >/dev/null || $SUDO libvirtd -d
-  fi
-fi
+# libvirtd for --platform libvirt (tools/libvirtd-up says how and why).
+tools/libvirtd-up || echo "setup: libvirtd is not running: --platform libvirt will not work" >&2
 
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv" >&2
