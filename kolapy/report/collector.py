@@ -151,7 +151,10 @@ class ResultCollector:
     @staticmethod
     def _record(state: _State) -> SubtestRecord:
         props = state.props
-        result = state.result or Result.PASS
+        result = state.result
+        if result is None:  # set up, but no call phase reported: the run stopped mid-test
+            result = Result.ERROR
+            state.message = state.message or "did not finish: the run stopped during this test"
         warnings = [str(w) for w in props.get(KEY_WARN) or ()]
         output = "\n".join(o for o in [*state.output, str(props.get(KEY_NOTE) or "")] if o)
         downgraded = result.failed and _warn_downgrade(props)

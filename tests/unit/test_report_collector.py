@@ -181,3 +181,16 @@ def test_worst_order() -> None:
     assert worst([Result.FAIL, Result.ERROR]) is Result.ERROR
     assert worst([Result.SKIP, Result.PASS]) is Result.PASS
     assert worst([]) is Result.SKIP
+
+
+def test_a_test_interrupted_after_setup_is_an_error_not_a_pass() -> None:
+    # Ctrl-C during a test body: pytest reports its setup (and maybe a teardown), no call.
+    c = ResultCollector()
+    props = [(KEY_NAME, "iso.cut"), (KEY_PARENT, "iso.cut")]
+    c.add(report("setup", "passed", props, nodeid="suite.py::cut", duration=0.4))
+    c.add(report("teardown", "passed", props, nodeid="suite.py::cut"))
+    run(c, "done")
+    cut, done = c.records()
+    assert cut.result is Result.ERROR
+    assert "did not finish" in repr(cut)
+    assert done.result is Result.PASS
