@@ -82,15 +82,7 @@ def test_basic_passes_on_libvirt_and_leaves_nothing(tmp_path: Path) -> None:
 
 
 def test_failing_run_leaves_nothing(tmp_path: Path, blank_disk: Path) -> None:
-    _conn()
-    (tmp_path / "test_never.py").write_text(NEVER_READY)
-    out = tmp_path / "out"
-    env, prefix = _named_run()
-    proc = subprocess.Popen(
-        [*KOLAPY, "run", "libvirt.never-ready", f"--tests={tmp_path / 'test_never.py'}",
-         f"--nestos-image={blank_disk}", "--platform", "libvirt", f"--output-dir={out}",
-         "--live=plain"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    proc, prefix = _start_never_ready(tmp_path, blank_disk, NEVER_READY)
     assert _wait_for_domain(proc, prefix) == f"{prefix}gw-1"
     text = proc.communicate(timeout=300)[0]
     assert proc.returncode == 1, text[-4000:]  # the test failed (timed out booting)
@@ -100,15 +92,8 @@ def test_failing_run_leaves_nothing(tmp_path: Path, blank_disk: Path) -> None:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_interrupted_run_leaves_nothing(tmp_path: Path, blank_disk: Path, sig: int) -> None:
-    _conn()
-    (tmp_path / "test_never.py").write_text(NEVER_READY.replace("timeout=5", "timeout=600"))
-    out = tmp_path / "out"
-    env, prefix = _named_run()
-    proc = subprocess.Popen(
-        [*KOLAPY, "run", "libvirt.never-ready", f"--tests={tmp_path / 'test_never.py'}",
-         f"--nestos-image={blank_disk}", "--platform", "libvirt", f"--output-dir={out}",
-         "--live=plain"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    proc, prefix = _start_never_ready(tmp_path, blank_disk,
+                                      NEVER_READY.replace("timeout=5", "timeout=600"))
     try:
         name = _wait_for_domain(proc, prefix)
         time.sleep(2)
@@ -166,6 +151,21 @@ def blank_disk(tmp_path: Path) -> Path:
     disk = tmp_path / "blank.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "256M"], check=True)
     return disk
+
+
+def _start_never_ready(tmp_path: Path, blank_disk: Path,
+                       source: str) -> tuple[subprocess.Popen[str], str]:
+    """Start `kolapy run libvirt.never-ready` (``source``) on ``blank_disk``; the process
+    and the prefix of its libvirt objects."""
+    _conn()
+    (tmp_path / "test_never.py").write_text(source)
+    env, prefix = _named_run()
+    proc = subprocess.Popen(
+        [*KOLAPY, "run", "libvirt.never-ready", f"--tests={tmp_path / 'test_never.py'}",
+         f"--nestos-image={blank_disk}", "--platform", "libvirt",
+         f"--output-dir={tmp_path / 'out'}", "--live=plain"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    return proc, prefix
 
 
 def _wait_for_domain(proc: subprocess.Popen[str], prefix: str, timeout: float = 180) -> str:
