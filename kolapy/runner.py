@@ -17,15 +17,54 @@ def resolve_image(ns: argparse.Namespace) -> Path:
 
     ``--platform libvirt``: every ``--libvirt-uri`` is reached first (exit 2 naming
     the one that is not, before a build or a boot)."""
-    if getattr(ns, "kola_platform", None) == "libvirt":
-        from kolapy.machine.libvirt_hosts import DEFAULT_URI, check_uris
-
-        check_uris(tuple(getattr(ns, "kola_libvirt_uris", None) or ()) or (DEFAULT_URI,))
+    _check_platform(ns)
     if ns.nestos_image:
         return Path(ns.nestos_image).expanduser().absolute()  # checked by preflight_run
     from kolapy.refimage import ensure_image
 
     return ensure_image(Arch.parse(ns.kola_arch or "x86_64"))
+
+
+def run_image(ns: argparse.Namespace, forwarded: list[str]) -> Path:
+    """The image of a ``kolapy run``: as :func:`resolve_image`, except when only ISO
+    machines boot, so the reference qcow2 is never built for nothing.
+
+    With ``--nestos-iso`` every machine boots that ISO: it is the image under test
+    (``--nestos-image`` is not used; the session gives every machine this image).
+    When every selected test is an ``iso.*`` scenario, the image is the reference
+    live ISO they boot (built if needed)."""
+    iso = getattr(ns, "nestos_iso", None)
+    if iso:
+        _check_platform(ns)
+        return Path(iso).expanduser().absolute()  # checked by preflight_run
+    if not ns.nestos_image and _iso_scenarios_only(ns, forwarded):
+        from kolapy.iso.build import ensure_iso
+
+        _check_platform(ns)
+        return ensure_iso(Arch.parse(ns.kola_arch or "x86_64"))
+    return resolve_image(ns)
+
+
+def _check_platform(ns: argparse.Namespace) -> None:
+    """``--platform libvirt``: every ``--libvirt-uri`` answers (exit 2 naming the one
+    that does not, before a build or a boot)."""
+    if getattr(ns, "kola_platform", None) == "libvirt":
+        from kolapy.machine.libvirt_hosts import DEFAULT_URI, check_uris
+
+        check_uris(tuple(getattr(ns, "kola_libvirt_uris", None) or ()) or (DEFAULT_URI,))
+
+
+def _iso_scenarios_only(ns: argparse.Namespace, forwarded: list[str]) -> bool:
+    """True when the run selects tests and all of them are kolapy's ``iso.*`` scenarios
+    (their machines boot the reference live ISO, never the qcow2)."""
+    from kolapy.listing import list_tests
+    from kolapy.suites.iso import SCENARIOS
+
+    if not ns.patterns or getattr(ns, "tests", None) or getattr(ns, "exttest", None):
+        return False
+    extra = [a for a in forwarded if not a.startswith("--nestos-image=")]
+    tests = list_tests(ns.patterns, extra_args=extra)
+    return bool(tests) and all(t["name"] in SCENARIOS for t in tests)
 
 
 def config_of(ns: argparse.Namespace) -> Any:
@@ -126,7 +165,7 @@ def run(ns: argparse.Namespace, forwarded: list[str]) -> int:
     from kolapy.outputcheck import check_output_dir
     from kolapy.report.outdir import default_output_dir
 
-    image = resolve_image(ns)
+    image = run_image(ns, forwarded)
     preflight_run(ns, image, forwarded)
     out = Path(ns.output_dir).absolute() if ns.output_dir else default_output_dir().absolute()
     check_output_dir(out)  # read-only or full: exit 2 before any boot

@@ -29,6 +29,9 @@ from kolapy.iso import scenarios
 from kolapy.machine.qemu import QemuMachine
 
 ISO_TIMEOUT = 1800
+SCENARIOS = ("iso.live-login", "iso.as-disk", "iso.install", "iso.offline-install")
+"""The tests of this module: their machines boot live ISOs only (``kolapy run`` needs
+no qcow2 for them)."""
 
 
 def _output_dir(request: pytest.FixtureRequest, name: str) -> Path:

@@ -401,3 +401,38 @@ def test_info_files_read_by_rock_ridge_name(tmp_path: Path) -> None:
     iso.write(str(tmp_path / "x.iso"))
     iso.close()
     assert check_live_iso(tmp_path / "x.iso").current == DEFAULT
+
+
+@pytest.mark.parametrize(("options", "patterns", "built"), [
+    ({"nestos_iso": "live.iso"}, ["basic"], None),  # --iso: that ISO, nothing built
+    ({"nestos_iso": "live.iso", "nestos_image": "other.qcow2"}, ["iso.*"], None),
+    ({}, ["iso.*"], "iso"),  # only iso.* scenarios: the reference ISO they boot
+    ({}, ["iso.install", "basic"], "qcow2"),
+    ({"nestos_image": "mine.qcow2"}, ["iso.*"], None),
+])
+def test_run_image_builds_no_qcow2_for_iso_machines(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, options: dict[str, str],
+        patterns: list[str], built: str | None) -> None:
+    """`kolapy run --iso ISO` and a run of iso.* scenarios only never build the reference
+    qcow2 (ISO machines do not boot it); with --iso the ISO is the run's image."""
+    import argparse
+
+    import kolapy.iso.build
+    import kolapy.refimage
+    from kolapy.runner import run_image
+
+    calls: list[str] = []
+    monkeypatch.setattr(kolapy.refimage, "ensure_image",
+                        lambda arch: calls.append("qcow2") or tmp_path / "ref.qcow2")
+    monkeypatch.setattr(kolapy.iso.build, "ensure_iso",
+                        lambda arch: calls.append("iso") or tmp_path / "ref.iso")
+    ns = argparse.Namespace(nestos_iso=None, nestos_image=None, kola_arch=None, tests=[],
+                            exttest=[], patterns=patterns, kola_platform=None)
+    for key, value in options.items():
+        setattr(ns, key, str(tmp_path / value))
+    image = run_image(ns, [])
+    assert calls == ([built] if built else [])
+    if "nestos_iso" in options:
+        assert image == tmp_path / "live.iso"
+    elif "nestos_image" in options:
+        assert image == tmp_path / "mine.qcow2"
