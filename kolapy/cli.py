@@ -92,6 +92,8 @@ def _parser() -> argparse.ArgumentParser:
     prune.add_argument("--dry-run", action="store_true", help="only say what would go")
     for p in (build, path):
         p.add_argument("--iso", action="store_true", help="the reference live ISO instead")
+        p.add_argument("--variant", choices=["k8s"], default="",
+                       help="k8s: the reference image plus a Kubernetes node (docs/k8s.md)")
 
     from kolapy.iso.cli import add_parser as add_iso_parser
 
@@ -132,16 +134,27 @@ def _image(ns: argparse.Namespace) -> int:
     if ns.image_verb in ("list", "prune"):
         return _image_cache(ns)
     arch = Arch.parse(ns.arch)
+    if ns.iso and ns.variant:
+        raise BadInputError(f"--variant {ns.variant}: there is no live ISO of a variant")
     if ns.iso:
         from kolapy.iso import build as isobuild
 
         what, path_of, build = "live ISO", isobuild.iso_path, isobuild.build_iso
+        flag = " --iso"
     else:
-        what, path_of, build = "image", refimage.image_path, refimage.build_image
+        what = f"image ({ns.variant.upper()} variant)" if ns.variant else "image"
+        flag = f" --variant {ns.variant}" if ns.variant else ""
+
+        def path_of(a: Arch) -> Path | None:
+            return refimage.image_path(a, ns.variant)
+
+        def build(a: Arch, force: bool) -> Path:
+            return refimage.build_image(a, force=force, variant=ns.variant)
     if ns.image_verb == "path":
         found = path_of(arch)
         if found is None:
-            flag = " --iso" if ns.iso else ""
+            if arch is not Arch.X86_64:
+                flag += f" --arch {arch}"
             print(
                 f"kolapy: the {arch} reference {what} is not built (kolapy image build{flag})",
                 file=sys.stderr,

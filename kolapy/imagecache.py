@@ -24,7 +24,7 @@ from filelock import FileLock, Timeout
 
 from kolapy.enums import Arch
 from kolapy.refimage.cache import MANIFEST, images_dir, remove_tree
-from kolapy.refimage.recipe import recipe_for, recipe_hash
+from kolapy.refimage.recipe import VARIANTS, recipe_for, recipe_hash
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,8 @@ _ENTRY_NAME = re.compile(r"(iso-)?[0-9a-f]{16}")
 
 
 def current_hashes() -> set[str]:
-    """The entry names of every architecture's current image (and live ISO) recipe."""
-    names = {recipe_hash(recipe_for(arch)) for arch in Arch}
+    """The entry names of every architecture's current image (its variants', its live ISO's)."""
+    names = {recipe_hash(recipe_for(arch, variant)) for arch in Arch for variant in ("", *VARIANTS)}
     try:
         from kolapy.iso.build import entry_dir as iso_entry_dir
     except ImportError:  # no live ISO builder in this kolapy

@@ -8,6 +8,7 @@ import sys
 from kolapy.enums import Arch
 from kolapy.errors import BadInputError, KolapyError
 from kolapy.refimage import build_image, image_path
+from kolapy.refimage.recipe import VARIANTS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,14 +17,15 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("build", "path"):
         p = sub.add_parser(name)
         p.add_argument("--arch", type=Arch.parse, default=Arch.X86_64)
+        p.add_argument("--variant", choices=sorted(VARIANTS), default="")
         if name == "build":
             p.add_argument("--force", action="store_true")
     args = parser.parse_args(argv)
     try:
         if args.cmd == "build":
-            path = build_image(args.arch, force=args.force)
+            path = build_image(args.arch, force=args.force, variant=args.variant)
         else:
-            found = image_path(args.arch)
+            found = image_path(args.arch, args.variant)
             if found is None:
                 print(f"the {args.arch} reference image is not built "
                       "(run `kolapy image build`)", file=sys.stderr)

@@ -13,7 +13,7 @@ from kolapy import __version__ as _kolapy_version
 from kolapy.enums import Arch
 from kolapy.errors import InfraError
 from kolapy.refimage import cache, disk, foreign, rootfs, tree
-from kolapy.refimage.recipe import Recipe, recipe_for, recipe_hash
+from kolapy.refimage.recipe import Recipe, recipe_for, recipe_hash, variant_module
 from kolapy.refimage.tools import GRUB_LIB, require_host_tools
 
 Progress = Callable[[str], None]
@@ -30,23 +30,28 @@ def build_image(
     *,
     force: bool = False,
     progress: Progress | None = None,
+    variant: str = "",
 ) -> Path:
     """Build the reference image for ``arch`` (or return the cached one); return its path.
+
+    ``variant`` (e.g. ``"k8s"``) builds the reference image plus that variant's
+    additions (:data:`kolapy.refimage.recipe.VARIANTS`), cached under its own hash.
 
     Safe to call from several processes at once: one builds, the others wait on
     the lock and then return the published image.  A failed build leaves
     nothing in the cache entry (its log is kept as ``images/last-failed-build.log``).
     """
     say = progress or _stderr_progress
-    recipe = recipe_for(arch)
-    if not force and (cached := cache.image_path(arch)) is not None:
+    recipe = recipe_for(arch, variant)
+    if not force and (cached := cache.image_path(arch, variant)) is not None:
         return cached
     require_host_tools(() if recipe.grub_from_image else recipe.grub_platforms)
     if foreign.is_foreign(arch):
         foreign.require_foreign_tools(arch)
-    say(f"building the kolapy reference image for {arch} (recipe {recipe_hash(recipe)})")
+    what = f"the {variant.upper()} variant of " if variant else ""
+    say(f"building {what}the kolapy reference image for {arch} (recipe {recipe_hash(recipe)})")
     with cache.build_lock(recipe):
-        if not force and (cached := cache.image_path(arch)) is not None:
+        if not force and (cached := cache.image_path(arch, variant)) is not None:
             say("another process built it meanwhile")
             return cached
         cache.remove_stale_work_dirs(recipe)
@@ -66,9 +71,13 @@ def build_image(
     return path
 
 
-def ensure_image(arch: Arch = Arch.X86_64, progress: Progress | None = None) -> Path:
-    """The cached image for ``arch``, building it first if needed."""
-    return cache.image_path(arch) or build_image(arch, progress=progress)
+def ensure_image(
+    arch: Arch = Arch.X86_64, progress: Progress | None = None, variant: str = ""
+) -> Path:
+    """The cached image for ``arch`` (and ``variant``), building it first if needed."""
+    return cache.image_path(arch, variant) or build_image(
+        arch, progress=progress, variant=variant
+    )
 
 
 def _build_in(recipe: Recipe, work: Path, say: Progress) -> Path:
@@ -84,11 +93,20 @@ def _build_in(recipe: Recipe, work: Path, say: Progress) -> Path:
 
     root = work / "rootfs"
     pkglist = work / "packages.tsv"
+    extra = variant_module(recipe.variant) if recipe.variant else None
+    prepared = None
+    if extra is not None:
+        say(f"[0/{STEPS}] {recipe.variant} variant: its parts (cached after their first build)…")
+        prepared = extra.prepare(recipe.arch, say)
     step(1, "mmdebstrap rootfs + dracut initramfs (≈90 s)…")
     try:
         rootfs.build_rootfs(recipe, root, pkglist, log)
     except InfraError as exc:
         raise InfraError(f"{exc}\n(full log: {log})") from None
+    variant_info = None
+    if extra is not None:
+        say(f"[1/{STEPS}] + the {recipe.variant} variant  (t={time.monotonic() - start:.0f}s)")
+        variant_info = extra.install(root, prepared, recipe.arch, log, say)
     kver = tree.kernel_version(root)
     initramfs_size = (root / "usr/lib/modules" / kver / "initramfs.img").stat().st_size
 
@@ -143,6 +161,9 @@ def _build_in(recipe: Recipe, work: Path, say: Progress) -> Path:
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "kolapy_version": _kolapy_version,
     }
+    if variant_info is not None:
+        manifest["variant"] = recipe.variant
+        manifest[recipe.variant] = variant_info
     (out / cache.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     (out / "build.log").write_bytes(log.read_bytes())
     say(f"built {recipe.image_name}: {manifest['qcow2_size'] / 2**20:.0f} MiB "

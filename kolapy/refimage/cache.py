@@ -43,9 +43,9 @@ def entry_dir(recipe: Recipe) -> Path:
     return images_dir() / recipe_hash(recipe)
 
 
-def image_path(arch: Arch = Arch.X86_64) -> Path | None:
-    """The cached qcow2 for ``arch`` if it has been built, else None (never builds)."""
-    recipe = recipe_for(arch)
+def image_path(arch: Arch = Arch.X86_64, variant: str = "") -> Path | None:
+    """The cached qcow2 for ``arch`` (and ``variant``) if built, else None (never builds)."""
+    recipe = recipe_for(arch, variant)
     entry = entry_dir(recipe)
     qcow2 = entry / recipe.image_name
     if qcow2.is_file() and (entry / MANIFEST).is_file():
@@ -53,9 +53,9 @@ def image_path(arch: Arch = Arch.X86_64) -> Path | None:
     return None
 
 
-def read_manifest(arch: Arch = Arch.X86_64) -> dict[str, object] | None:
-    """The manifest of the cached image for ``arch``, or None if not built."""
-    path = image_path(arch)
+def read_manifest(arch: Arch = Arch.X86_64, variant: str = "") -> dict[str, object] | None:
+    """The manifest of the cached image for ``arch`` (and ``variant``), or None if not built."""
+    path = image_path(arch, variant)
     if path is None:
         return None
     data: dict[str, object] = json.loads((path.parent / MANIFEST).read_text())

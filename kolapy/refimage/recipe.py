@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 from kolapy.enums import Arch
+from kolapy.errors import BadInputError
 
 HERE = Path(__file__).resolve().parent
 FILES_DIR = HERE / "files"
@@ -81,6 +84,7 @@ class Recipe:
     disk_mib: int = 4096
     esp_mib: int = 64
     boot_mib: int = 384
+    variant: str = ""  # "": the reference image; else a key of VARIANTS
 
     @property
     def all_packages(self) -> tuple[str, ...]:
@@ -92,6 +96,8 @@ class Recipe:
 
     @property
     def image_name(self) -> str:
+        if self.variant:
+            return f"ref-{self.variant}-{self.arch.value}.qcow2"
         return f"ref-{self.arch.value}.qcow2"
 
 
@@ -115,9 +121,34 @@ RECIPES: dict[Arch, Recipe] = {
 }
 
 
-def recipe_for(arch: Arch) -> Recipe:
-    """The recipe for ``arch``."""
-    return RECIPES[Arch(arch)]
+# Variants: the reference image plus something, built by a module outside this package
+# (so changing a variant never re-keys the reference image).  The module provides
+# PACKAGES, DISK_MIB, fingerprint(arch), prepare(arch, say) and
+# install(root, prepared, arch, log, say) -> manifest info.
+VARIANTS = {"k8s": "kolapy.k8s.variant"}
+
+
+def variant_module(variant: str) -> ModuleType:
+    """The module that builds ``variant`` (BadInputError naming it if unknown)."""
+    if variant not in VARIANTS:
+        raise BadInputError(
+            f"image variant {variant!r}: expected one of {', '.join(sorted(VARIANTS))}"
+        )
+    return importlib.import_module(VARIANTS[variant])
+
+
+def recipe_for(arch: Arch, variant: str = "") -> Recipe:
+    """The recipe for ``arch`` (and ``variant``: "" is the reference image itself)."""
+    base = RECIPES[Arch(arch)]
+    if not variant:
+        return base
+    module = variant_module(variant)
+    return dataclasses.replace(
+        base,
+        variant=variant,
+        packages=(*base.packages, *(p for p in module.PACKAGES if p not in base.packages)),
+        disk_mib=max(base.disk_mib, module.DISK_MIB),
+    )
 
 
 def _source_files() -> list[Path]:
@@ -139,4 +170,6 @@ def recipe_hash(recipe: Recipe) -> str:
             h.update(path.read_bytes())
         # The executable bit changes what the image contains.
         h.update(b"x" if path.stat().st_mode & 0o111 else b"-")
+    if recipe.variant:
+        h.update(b"variant\0" + variant_module(recipe.variant).fingerprint(recipe.arch).encode())
     return h.hexdigest()[:16]
