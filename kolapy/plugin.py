@@ -193,6 +193,26 @@ def _remember(node: pytest.Item, machines: list[Any]) -> None:
 
 
 @pytest.fixture
+def progress(request: pytest.FixtureRequest) -> Callable[..., None]:
+    """Report a step of a long test body: ``progress("kubeadm init done", machine)``.
+
+    The live view shows it as it happens (the run's event log keeps it); it is
+    also printed, so the test's captured output has it.
+    """
+    from kolapy.report.events import emit_step
+
+    ks = request.config.stash[SESSION]
+    plan = request.node.stash.get(PLAN, None)
+    test = plan.full_name if plan is not None else request.node.name
+
+    def say(text: str, machine: Any = None) -> None:
+        print(text, flush=True)
+        emit_step(ks.output_dir, test, text, getattr(machine, "name", ""), ks.worker_id)
+
+    return say
+
+
+@pytest.fixture
 def machine_factory(request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
     """Boot fresh machines for this test: ``machine_factory(memory_mib=4096, ignition=cfg)``.
 

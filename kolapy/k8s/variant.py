@@ -17,7 +17,9 @@
 - the control-plane images as OCI archives in ``/usr/share/kolapy/k8s-images/``
   (:mod:`kolapy.k8s.images`), which the recipe's ``load-images`` unit imports
   with ``ctr -n k8s.io images import`` so kubeadm never pulls;
-- ``/usr/share/kolapy/k8s.json``: the pins and image names, for tests.
+- ``/usr/share/kolapy/k8s.json``: the pins and image names, for tests;
+- the kernel's config at ``/usr/lib/modules/<kver>/config`` (kubeadm's
+  preflight reads it; ostree's ``/boot`` has none).
 
 The image's recipe hash covers this module's and the image builders' sources
 and the pins (:func:`fingerprint`), so a change to any of them is a new image.
@@ -94,6 +96,15 @@ def divert(root: Path, path: str, log: Path) -> None:
               "--divert", path + DIVERTED_SUFFIX, "--add", path], log)
 
 
+def kernel_config(root: Path) -> None:
+    """The kernel's config beside its modules (``/usr/lib/modules/<kver>/config``, as on
+    Fedora CoreOS): ostree's ``/boot`` has none, and kubeadm's preflight reads it."""
+    for config in sorted((root / "boot").glob("config-*")):
+        modules = root / "usr/lib/modules" / config.name.removeprefix("config-")
+        if modules.is_dir():
+            shutil.copyfile(config, modules / "config")
+
+
 def install(root: Path, bin_dir: Path, arch: Arch, log: Path, say: Say) -> dict[str, Any]:
     """Put the node into the root file system ``root`` (after its packages are installed).
 
@@ -107,6 +118,7 @@ def install(root: Path, bin_dir: Path, arch: Arch, log: Path, say: Say) -> dict[
     for cmd in (*NODE_COMMANDS, *CONTAINERD_COMMANDS):
         shutil.copyfile(bin_dir / cmd, usr_bin / cmd)
         (usr_bin / cmd).chmod(0o755)
+    kernel_config(root)
     unit = root / CONTAINERD_UNIT.lstrip("/")
     if "ExecStart=/usr/bin/containerd\n" not in unit.read_text():
         raise RuntimeError(f"{CONTAINERD_UNIT} does not start /usr/bin/containerd")

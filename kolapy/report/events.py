@@ -10,9 +10,11 @@ later reading::
     {"t": 1764250148.9, "event": "ready", "machine": "gw0-1", "test": "basic", "worker": "gw0"}
     {"t": 1764250170.2, "event": "stopped", "machine": "gw0-1", "test": "", "worker": "gw0"}
 
-Besides machine events, each test that ran on machines logs one ``test`` event
-when its body ends (``start``/``stop`` in epoch seconds, pytest's ``outcome``,
-the ``machines``); the HTML report draws its timeline from both.
+A test's body may log ``step`` events (its ``progress`` fixture: the phases of a
+long test, shown by the live view as they happen).  Besides machine events,
+each test that ran on machines logs one ``test`` event when its body ends
+(``start``/``stop`` in epoch seconds, pytest's ``outcome``, the ``machines``);
+the HTML report draws its timeline from both.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ log = logging.getLogger("kolapy.events")
 EVENTS_FILE = "events.jsonl"
 MACHINE_EVENTS = ("waiting", "booting", "ready", "failed", "stopping", "stopped")
 TEST_EVENT = "test"
+STEP_EVENT = "step"
 
 
 def events_path(output_dir: Path) -> Path:
@@ -91,6 +94,12 @@ def emit_test(
         detail={"machines": machines, "start": round(start, 3), "stop": round(stop, 3),
                 "outcome": outcome},
     )
+
+
+def emit_step(output_dir: Path, test: str, text: str, machine: str = "",
+              worker: str = "") -> None:
+    """Log a step of ``test``'s body (e.g. "init-cluster done after 412 s") for the live view."""
+    emit(output_dir, STEP_EVENT, machine, test=test, worker=worker, detail={"text": text})
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:

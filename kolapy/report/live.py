@@ -115,6 +115,8 @@ def render_rich(progress: RunProgress, now: float | None = None) -> Any:
                     state = Text(f"booting {clock_time(now - m.since)}", style="cyan")
                 elif m.state == "ready":
                     state = Text(f"ready (boot {seconds(m.boot_s or 0)})", style="green")
+                    if m.step:
+                        state.append(f"  {m.step}", style="default")
                 else:
                     state = Text(f"failed: {m.error}", style="bold red")
                 table.add_row(Text("machine", style="dim"), m.name, m.test, state)

@@ -32,8 +32,8 @@ from kolapy.report.collector import (
 
 OUTCOMES = ("PASS", "WARN", "FAIL", "ERROR", "SKIP")
 RECENT = 5
-_SHOWN = ("waiting", "booting", "ready", "failed", "stopped")
 """How many finished tests the live view lists."""
+_SHOWN = ("waiting", "booting", "ready", "failed", "stopped", "step")
 
 
 @dataclass
@@ -50,6 +50,8 @@ class MachineProgress:
     boot_s: float | None = None
     """Seconds from booting to ready (or to the boot failure)."""
     error: str = ""
+    step: str = ""
+    """The last step its test reported (the ``progress`` fixture)."""
 
 
 @dataclass
@@ -119,6 +121,9 @@ class RunProgress:
             return  # e.g. a test's timing or a machine stopping: the timeline's, not ours
         name = str(event.get("machine", ""))
         t = float(event.get("t") or self.clock())
+        if kind == "step":
+            self._step(name, str(event.get("test", "")), str(event.get("text", "")), t)
+            return
         with self.lock:
             m = self.machines.get(name)
             if m is None or (kind == "booting" and m.state != "waiting"):
@@ -202,6 +207,14 @@ class RunProgress:
         return text
 
     # -- internals ---------------------------------------------------------
+    def _step(self, machine: str, test: str, text: str, t: float) -> None:
+        with self.lock:
+            m = self.machines.get(machine)
+            if m is not None:
+                m.step = text
+            where = f" on {machine}" if machine else ""
+            self._say(f"{test}{where}: {text}", t)
+
     def _test(self, nodeid: str) -> TestProgress:
         test = self.running.get(nodeid)
         if test is None:

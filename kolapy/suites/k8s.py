@@ -3,8 +3,9 @@
 Required tag ``k8s`` (run with ``--tag k8s``): the machine's config is NestOS's
 recipe (:mod:`kolapy.k8s.recipe`, reference flavor: containerd, images loaded
 from the K8S variant's archives), and the run-once units do the rest.  The
-body waits for each unit's stamp (printing each phase's time), then for the
-node and CoreDNS to be Ready, runs a pod to completion and reads its log.
+body waits for each unit (failing at once if one fails) and its stamp, then
+for the node and CoreDNS to be Ready, runs a pod to completion and reads its
+log; each phase's time goes to the live view (the ``progress`` fixture).
 On an image without kubeadm/kubelet/kubectl it SKIPs naming them (the units
 are guarded so that such an image still boots clean).
 
@@ -16,6 +17,7 @@ config): a later session.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -45,9 +47,10 @@ def require_kubernetes(machine: Machine) -> None:
                     "reference image, or a NestOS image with Kubernetes)")
 
 
-def wait_phase(machine: Machine, what: str, cmd: str, timeout: float, started: float) -> None:
-    machine.wait_until_succeeds(cmd, timeout=timeout, attempt_timeout=60)
-    print(f"k8s: {what} after {time.monotonic() - started:.0f} s")
+def wait_unit(machine: Machine, unit: str, timeout: float) -> None:
+    """Wait for a run-once unit to finish and leave its stamp (fails at once if it failed)."""
+    machine.wait_for_unit(f"{unit}.service", timeout=timeout)
+    machine.succeed(f"test -e {stamp(unit)}")
 
 
 @kola(
@@ -59,24 +62,32 @@ def wait_phase(machine: Machine, what: str, cmd: str, timeout: float, started: f
     timeout=60 * 60,
     description="one master from Ignition: units done, node + CoreDNS Ready, a pod's log read",
 )
-def test_bootstrap(machine: Machine) -> None:
+def test_bootstrap(machine: Machine, progress: Callable[..., None]) -> None:
     require_kubernetes(machine)
     started = time.monotonic()
+
+    def phase(what: str) -> None:
+        progress(f"k8s: {what} after {time.monotonic() - started:.0f} s", machine)
+
     for unit in (*prep_units(REFERENCE), "init-cluster", "install-cni-plugin"):
-        wait_phase(machine, f"{unit} done", f"test -e {stamp(unit)}", 30 * 60, started)
+        wait_unit(machine, unit, 30 * 60)
+        phase(f"{unit} done")
     node = BOOTSTRAP.master.name
-    wait_phase(machine, "node Ready",
-               f"{KUBECTL} wait --for=condition=Ready node/{node} --timeout=50s", 20 * 60, started)
-    wait_phase(machine, "CoreDNS Ready",
-               f"{KUBECTL} -n kube-system wait --for=condition=Ready pod -l k8s-app=kube-dns "
-               "--timeout=50s", 20 * 60, started)
+    machine.wait_until_succeeds(
+        f"{KUBECTL} wait --for=condition=Ready node/{node} --timeout=50s", 20 * 60, 60)
+    phase("node Ready")
+    machine.wait_until_succeeds(
+        f"{KUBECTL} -n kube-system wait --for=condition=Ready pod -l k8s-app=kube-dns "
+        "--timeout=50s", 20 * 60, 60)
+    phase("CoreDNS Ready")
     # one node: let ordinary pods onto the control plane
     machine.succeed(f"{KUBECTL} taint nodes --all node-role.kubernetes.io/control-plane-")
     image = f"{BOOTSTRAP.image_repository}/etcd:{PINS.etcd_image_tag}"  # a local image
     machine.succeed(f"{KUBECTL} run kolapy-check --image={image} --image-pull-policy=Never "
                     "--restart=Never --command -- etcd --version")
-    wait_phase(machine, "pod Succeeded",
-               f"{KUBECTL} wait --for=jsonpath='{{.status.phase}}'=Succeeded pod/kolapy-check "
-               "--timeout=50s", 10 * 60, started)
+    machine.wait_until_succeeds(
+        f"{KUBECTL} wait --for=jsonpath='{{.status.phase}}'=Succeeded pod/kolapy-check "
+        "--timeout=50s", 10 * 60, 60)
+    phase("pod Succeeded")
     log = machine.succeed(f"{KUBECTL} logs kolapy-check")
     assert f"etcd Version: {PINS.etcd.removeprefix('v')}" in log, log

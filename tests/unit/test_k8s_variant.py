@@ -171,6 +171,9 @@ def test_install_puts_the_node_into_a_root(tmp_path: Path, monkeypatch: pytest.M
     (root / "etc/containerd/config.toml").write_text("version = 2\n")
     (root / "usr/lib/systemd/system/containerd.service").write_text(
         "[Service]\nExecStart=/usr/bin/containerd\n")
+    (root / "boot").mkdir()
+    (root / "boot/config-6.1.0-99-cloud-amd64").write_text("CONFIG_CGROUPS=y\n")
+    (root / "usr/lib/modules/6.1.0-99-cloud-amd64").mkdir(parents=True)
     bin_dir = _fake_bins(tmp_path)
     log = tmp_path / "build.log"
     said: list[str] = []
@@ -183,6 +186,8 @@ def test_install_puts_the_node_into_a_root(tmp_path: Path, monkeypatch: pytest.M
         assert (root / "usr/bin" / cmd).read_text() == f"binary {cmd}\n"
         assert (root / "usr/bin" / cmd).stat().st_mode & 0o777 == 0o755
     assert "version = 4" in (root / "etc/containerd/config.toml").read_text()
+    assert (root / "usr/lib/modules/6.1.0-99-cloud-amd64/config").read_text() == \
+        "CONFIG_CGROUPS=y\n"
     archives = sorted(p.name for p in (root / IMAGE_ARCHIVE_DIR.lstrip("/")).iterdir())
     assert archives == sorted(f"{i.component}.tar" for i in images.IMAGES)
     assert sorted(info["images"]) == sorted(images.image_references())

@@ -104,6 +104,27 @@ def test_machine_events_make_lines_with_boot_time() -> None:
     assert [m.name for m in p.active_machines()] == ["gw1-1"]
 
 
+def test_step_events_show_a_long_tests_phases(tmp_path: Path) -> None:
+    from kolapy.report.events import emit_step, read_events
+
+    emit_step(tmp_path, "k8s.bootstrap", "init-cluster done after 412 s", "gw0-1", "gw0")
+    (event,) = read_events(events_path(tmp_path))
+    assert event["event"] == "step" and event["text"] == "init-cluster done after 412 s"
+    p = RunProgress(clock=Clock())
+    p.machine_event({"t": T0 + 1, "event": "booting", "machine": "gw0-1", "test": "k8s.bootstrap"})
+    p.machine_event({"t": T0 + 100, "event": "ready", "machine": "gw0-1"})
+    p.machine_event({**event, "t": T0 + 512})
+    p.machine_event({"t": T0 + 600, "event": "step", "machine": "", "test": "x",
+                     "text": "no machine"})
+    lines = [format_line(x, p.start) for x in p.take_lines()]
+    assert lines[-2:] == ["[ 512.0s] k8s.bootstrap on gw0-1: init-cluster done after 412 s",
+                          "[ 600.0s] x: no machine"]
+    buf = io.StringIO()
+    Console(file=buf, width=120).print(render_rich(p, now=T0 + 700))
+    assert re.search(r"gw0-1\s+k8s\.bootstrap\s+ready \(boot 99 s\)\s+init-cluster done",
+                     buf.getvalue())
+
+
 def test_test_outcomes_counts_and_labels() -> None:
     clock = Clock()
     p = RunProgress(clock=clock)
