@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from kolapy.cli import main as cli_main
-from kolapy.containers.oci import read_index_names
+from kolapy.containers.oci import read_index_names, write_oci_archive
 from kolapy.enums import Arch
 from kolapy.errors import BadInputError
 from kolapy.k8s import images, variant
@@ -156,6 +156,27 @@ def test_images_hold_their_binaries_where_kubeadm_runs_them(tmp_path: Path) -> N
             assert "/usr/local/bin" in config["Env"][0]
         if img.component in ("coredns", "pause"):
             assert config["Entrypoint"] == [f"/{img.component}"]
+
+
+def test_kube_proxy_image_runs_its_iptables(tmp_path: Path) -> None:
+    """The layer alone (no host libraries) runs iptables: its closure is complete."""
+    if not Path("/usr/sbin/xtables-nft-multi").exists():
+        pytest.skip("no Debian iptables on this host (kube-proxy's image takes the root's)")
+    if os.geteuid() != 0:
+        pytest.skip("chroot needs root")
+    entries = images.image_entries(images.IMAGES[3], _fake_bins(tmp_path), Path("/"),
+                                   Arch.X86_64)
+    oci = write_oci_archive(tmp_path / "kp.tar", "x/kube-proxy:v1", Arch.X86_64, [entries])
+    members = _layer_members(oci.path, tmp_path)
+    assert "usr/local/bin/kube-proxy" in members
+    rootfs = tmp_path / "rootfs"
+    rootfs.mkdir()
+    subprocess.run(["tar", "-xf", str(tmp_path / "layer.tar"), "-C", str(rootfs)], check=True)
+    for cmd in ("iptables", "ip6tables-save", "iptables-restore"):
+        got = subprocess.run(["chroot", str(rootfs), f"/usr/sbin/{cmd}", "--version"],
+                             capture_output=True, text=True, timeout=60)
+        assert got.returncode == 0, got.stderr
+        assert "nf_tables" in got.stdout, got.stdout
 
 
 def test_install_puts_the_node_into_a_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
