@@ -88,6 +88,10 @@ class KolaMeta:
     flags: frozenset[str] = frozenset()
     ignition: Any = field(default=None, hash=False)
     """The test's Ignition config as given (dict, Ignition object or path)."""
+    member_ignition: Any = field(default=None, hash=False)
+    """Clusters only: ``fn(index, addresses)`` -> member ``index``'s own config, merged
+    over ``ignition`` (:data:`kolapy.machine.cluster.MemberIgnition`); None: every
+    member boots ``ignition``."""
     subtest: str | None = None
     nodeid: str = field(default="", compare=False)
     """The pytest node id this meta was built from (for messages)."""
@@ -213,6 +217,12 @@ def _str(value: Any) -> str:
     return value
 
 
+def _callable(value: Any) -> Any:
+    if not callable(value):
+        raise ValueError(f"expected a function (index, addresses) -> config, got {value!r}")
+    return value
+
+
 def _name(value: Any) -> str:
     text = _str(value)
     if not _NAME_RE.match(text) or "/" in text:
@@ -295,6 +305,7 @@ _NORMALISERS: dict[str, Any] = {
     "conflicts": _plain_list("conflicts"),
     "flags": lambda v, k: {"flags": _flags(v, k)},
     "ignition": lambda v, k: {"ignition": v},
+    "member_ignition": _one("member_ignition", _callable),
     "subtest": _one("subtest", lambda v: _subtest(v)),
 }
 
@@ -342,6 +353,11 @@ def build_meta(values: Mapping[str, Any], where: str, nodeid: str = "") -> KolaM
         raise MetadataError(
             f"{where}: invalid kola metadata cluster_size: a non-exclusive test runs on a "
             "shared machine, so cluster_size must be 1"
+        )
+    if meta.member_ignition is not None and meta.cluster_size < 2:
+        raise MetadataError(
+            f"{where}: invalid kola metadata member_ignition: it gives each member of a "
+            "cluster its own config, so it needs cluster_size >= 2"
         )
     if meta.required_tag and not meta.required_tag.strip():
         raise MetadataError(f"{where}: invalid kola metadata required_tag: empty")

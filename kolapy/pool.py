@@ -221,10 +221,21 @@ class MachinePool:
         return machine
 
     def boot_cluster(self, spec: MachineSpec, size: int, artifact_name: str) -> Cluster:
-        """Boot ``size`` machines on one private network, all at once (stop with :meth:`stop`)."""
+        """Boot ``size`` machines on one private network, all at once (stop with :meth:`stop`).
+
+        Member *i* boots the test's config merged with ``spec.member_ignition[i]`` (when
+        the test gives each member its own) and its private NIC's fragment; each gets a
+        spec of its own, so members never share a saved template (clusters are never
+        restored anyway: :func:`kolapy.machine.restore.restorable`).  Each machine's
+        ``cluster_member`` (:class:`ClusterMember`) tells the reports which config it got.
+        """
+        from kolapy.machine.cluster import ClusterMember, config_digest
         from kolapy.machine.ignition_config import to_ignition
         from kolapy.machine.privnet import privnet_fragment
 
+        if spec.member_ignition and len(spec.member_ignition) != size:
+            raise InfraError(f"{artifact_name}: {len(spec.member_ignition)} member configs "
+                             f"for a cluster of {size}")
         workdir, _, _ = self._resources()
         self._segments += 1
         uri, networks = "", ()
@@ -241,12 +252,18 @@ class MachinePool:
         cluster = Cluster([], hub)
         ready: set[str] = set()
         try:
-            for nic in hub.nics:
-                ignition = to_ignition(spec.ignition).merge(privnet_fragment(nic))
-                member = replace(spec, ignition=ignition, private_nics=(nic,))
+            for index, nic in enumerate(hub.nics):
+                own = to_ignition(spec.ignition)
+                if spec.member_ignition:
+                    own = own.merge(spec.member_ignition[index])
+                member = replace(spec, ignition=own.merge(privnet_fragment(nic)),
+                                 private_nics=(nic,), member_ignition=())
                 on_host = {"uri": uri, "networks": networks} if uri else {}
                 machine = self._new_machine(member, artifact_name, **on_host)
                 cluster.machines.append(machine)
+                machine.cluster_member = ClusterMember(
+                    index, nic.address, config_digest(own),
+                    self._artifact(machine, "ignition.json"))
                 self._event("booting", machine, artifact_name)
                 machine.start()  # launch all first: they boot in parallel
             for machine in cluster.machines:
@@ -277,6 +294,14 @@ class MachinePool:
         finally:
             self._event("stopped", machine)
             self._write_artifacts(machine)
+
+    def _artifact(self, machine: Any, filename: str) -> str:
+        """Where ``machine``'s artifact ``filename`` goes, relative to the output dir."""
+        dest = getattr(machine, "artifact_dir", None)
+        try:
+            return str((Path(dest) / filename).relative_to(self.output_dir)) if dest else ""
+        except ValueError:
+            return str(Path(dest) / filename)
 
     def _write_artifacts(self, machine: Any) -> None:
         dest = getattr(machine, "artifact_dir", None)

@@ -105,6 +105,16 @@ def spec_for(meta: Any, cfg: RunConfig, image: Path) -> MachineSpec:
         ignition = Ignition.load(Path(ignition))
     if cfg.iso is not None:  # --nestos-iso: the live system (disk0 stays blank)
         image = cfg.iso
+    members: tuple[Any, ...] = ()
+    make = getattr(meta, "member_ignition", None)
+    if make is not None:  # one config per member, made now: bad ones fail before any boot
+        from kolapy.errors import BadInputError
+        from kolapy.machine.cluster import member_configs
+
+        try:
+            members = member_configs(make, int(getattr(meta, "cluster_size", 1) or 1))
+        except BadInputError as exc:
+            raise BadInputError(f"test {meta.full_name} ({meta.nodeid}): {exc}") from None
     return MachineSpec(
         image=image,
         arch=cfg.arch,
@@ -112,6 +122,7 @@ def spec_for(meta: Any, cfg: RunConfig, image: Path) -> MachineSpec:
         memory_mib=memory,
         disk_size_gib=max(float(min_disk), disk_gib(cfg.disk_size, image) or 0.0) or None,
         ignition=ignition,
+        member_ignition=members,
         append_kargs=tuple(getattr(meta, "append_kargs", ()) or ()),
         append_firstboot_kargs=tuple(getattr(meta, "append_firstboot_kargs", ()) or ()),
         additional_disks=tuple(getattr(meta, "additional_disks", ()) or ()),

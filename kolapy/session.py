@@ -234,6 +234,7 @@ class KolaSession:
             KEY_ERROR_KIND,
             KEY_JOURNAL,
             KEY_MACHINES,
+            KEY_MEMBERS,
             KEY_NAME,
             KEY_PARENT,
             KEY_RESTORED,
@@ -269,6 +270,10 @@ class KolaSession:
         restored = {m.name: m.restored_from for m, _ in machines if getattr(m, "restored", False)}
         if restored:
             props.append((KEY_RESTORED, restored))
+        members = {m.name: m.cluster_member.to_report() for m, _ in machines
+                   if getattr(m, "cluster_member", None) is not None}
+        if members:
+            props.append((KEY_MEMBERS, members))
         props.append((KEY_CONSOLE, "\n".join(consoles)))
         props.append((KEY_JOURNAL, "\n".join(journals)))
         # kola's skip-base-checks tag: no console/journal badness checks for this test
@@ -314,7 +319,8 @@ class KolaSession:
                 distro=self.cfg.distro,
             )
         )
-        spec = replace(base, image=self.image(), **overrides)
+        # a cluster test's fresh machine is a single machine: the test's config only
+        spec = replace(base, image=self.image(), member_ignition=(), **overrides)
         name = plan.parent if plan is not None else item.name
         return self.pool.boot(spec, name, on_start=on_start)
 
@@ -438,8 +444,12 @@ def _sync_journal(machine: Any, mark: Any, token: str, wait: float = 5.0) -> Non
 
 
 def _validate_config(meta: Any, spec: Any) -> None:
-    """A test's invalid Ignition config is bad input: fail before any VM boots."""
-    if spec.ignition is None:
+    """A test's invalid Ignition config is bad input: fail before any VM boots.
+
+    A cluster with per-member configs has each member's (the test's config merged
+    with the member's own) checked.
+    """
+    if spec.ignition is None and not spec.member_ignition:
         return
     from kolapy.ignition import validate
     from kolapy.ignition.fwcfg import check_fw_cfg_size
@@ -447,12 +457,19 @@ def _validate_config(meta: Any, spec: Any) -> None:
     from kolapy.machine.platform import IgnitionInjection, load_platform
 
     try:
-        config = to_ignition(spec.ignition)
-        validate(config, allow_warnings="allow_config_warnings" in meta.flags)
-        if load_platform(spec.arch).ignition_injection == IgnitionInjection.FW_CFG:
-            check_fw_cfg_size(config, "its Ignition config")
+        base = to_ignition(spec.ignition)
     except BadInputError as exc:
         raise BadInputError(f"test {meta.full_name} ({meta.nodeid}): {exc}") from None
+    owns = {f"member {i}: ": own for i, own in enumerate(spec.member_ignition)} or {"": None}
+    fw_cfg = load_platform(spec.arch).ignition_injection == IgnitionInjection.FW_CFG
+    for member, own in owns.items():
+        try:
+            config = base if own is None else base.merge(own)
+            validate(config, allow_warnings="allow_config_warnings" in meta.flags)
+            if fw_cfg:
+                check_fw_cfg_size(config, "its Ignition config")
+        except BadInputError as exc:
+            raise BadInputError(f"test {meta.full_name} ({meta.nodeid}): {member}{exc}") from None
 
 
 def _wait_for_interrupt(machines: list[Any]) -> None:

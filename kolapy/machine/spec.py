@@ -45,6 +45,10 @@ class MachineSpec:
     """Extra user-mode NICs (kola ``AdditionalNics``), after the SSH one."""
     private_nics: tuple[Any, ...] = ()
     """NICs on a private segment shared with other machines (:mod:`kolapy.machine.privnet`)."""
+    member_ignition: tuple[Any, ...] = ()
+    """A cluster's spec only: member *i* boots ``ignition`` merged with
+    ``member_ignition[i]`` (from the test's ``member_ignition``); empty: every member
+    boots ``ignition``.  The pool gives each member a spec of its own without it."""
     distro: str = "nestos"
     boot_media: str = "disk"
     """``disk``: ``image`` is a disk image (qcow2/raw) booted through an overlay.

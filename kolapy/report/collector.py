@@ -20,6 +20,9 @@ KEY_PARENT = "kola_parent"
 KEY_MACHINES = "kola_machines"
 KEY_RESTORED = "kola_restored"
 """{machine: the saved machine it was restored from}, for machines that did not boot."""
+KEY_MEMBERS = "kola_cluster_members"
+"""{machine: its place in the test's cluster and the config it booted with}
+(:meth:`kolapy.machine.cluster.ClusterMember.to_report`), for cluster members."""
 """List of machine names the test used."""
 KEY_CONSOLE = "kola_console"
 """The test's console slice (str)."""
@@ -171,6 +174,8 @@ class ResultCollector:
             reason=state.reason,
             machines=[str(m) for m in props.get(KEY_MACHINES) or ()],
             restored={str(k): str(v) for k, v in dict(props.get(KEY_RESTORED) or {}).items()},
+            cluster_members={str(k): dict(v)
+                             for k, v in dict(props.get(KEY_MEMBERS) or {}).items()},
             console=str(props.get(KEY_CONSOLE) or ""),
             journal=str(props.get(KEY_JOURNAL) or ""),
             warnings=warnings,
@@ -216,6 +221,7 @@ def _take_own(top: TestRecord, rec: SubtestRecord) -> None:
         "reason",
         "machines",
         "restored",
+        "cluster_members",
         "console",
         "journal",
         "warnings",
@@ -237,6 +243,7 @@ def _roll_up(top: TestRecord, own: bool) -> None:
     top.machines = machines
     for s in subs:
         top.restored.update(s.restored)
+        top.cluster_members.update(s.cluster_members)
     if not own:
         # The parent ran nothing itself: its logs are its subtests' (the boot included).
         top.console = _joined(subs, "console")

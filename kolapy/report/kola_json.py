@@ -5,7 +5,9 @@
 PASS/FAIL/SKIP/WARN (kolapy's ERROR is FAIL here), the top-level result FAIL if
 any test failed.  As in kola every subtest also has an entry of its own.
 kolapy adds ``machines`` per test (``restored_from`` for machines restored from a
-saved one, ``attempt`` for reruns); kola tooling
+saved one, ``cluster_members`` for the machines of a cluster: each one's member
+index, address, config digest and ``ignition.json`` artifact; ``attempt`` for
+reruns); kola tooling
 ignores unknown keys.
 """
 
@@ -34,6 +36,8 @@ def _entry(rec: SubtestRecord) -> dict[str, Any]:
     }
     if rec.restored:
         entry["restored_from"] = dict(rec.restored)
+    if rec.cluster_members:
+        entry["cluster_members"] = {k: dict(v) for k, v in rec.cluster_members.items()}
     if rec.attempt > 1:
         entry["attempt"] = rec.attempt
     return entry

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class Result(StrEnum):
@@ -53,6 +54,9 @@ class SubtestRecord:
     machines: list[str] = field(default_factory=list)
     restored: dict[str, str] = field(default_factory=dict)
     """Machines restored from a saved one (name -> the saved machine); the rest booted."""
+    cluster_members: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Cluster members (name -> member index, address, config digest, ignition.json
+    artifact): which config each member booted with."""
     console: str = ""
     """This test's slice of the serial console."""
     journal: str = ""
