@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,12 @@ class RunConfig:
     """``qemu`` (QEMU processes) or ``libvirt`` (domains on ``libvirt_uris``)."""
     libvirt_uris: tuple[str, ...] = ()
     """``--libvirt-uri`` (repeatable); empty means ``qemu:///system``."""
+    libvirt_storage: str = "auto"
+    """``--libvirt-storage``: auto, files or pool."""
+    libvirt_pool: str = "kolapy"
+    """``--libvirt-pool``: the storage pool of pool storage."""
+    libvirt_network: str = "auto"
+    """``--libvirt-network``: auto, user, nat or a libvirt network's name."""
     platform_file: Path | None = None
     """``--platform-file``: a user's platform profile (validated when the config is made)."""
     output_dir: Path | None = None
@@ -81,8 +88,20 @@ class RunConfig:
         if platform not in ("qemu", "libvirt"):
             raise ValueError(f"unknown platform {platform!r} (choose qemu or libvirt)")
         uris = tuple(get("kola_libvirt_uris", None) or ())
-        if uris and platform != "libvirt":
-            raise ValueError("--libvirt-uri needs --platform libvirt")
+        storage = get("kola_libvirt_storage", None) or "auto"
+        lv_pool = get("kola_libvirt_pool", None) or "kolapy"
+        lv_net = get("kola_libvirt_network", None) or "auto"
+        given = [opt for opt, v in (("--libvirt-uri", uris),
+                                    ("--libvirt-storage", storage != "auto"),
+                                    ("--libvirt-pool", lv_pool != "kolapy"),
+                                    ("--libvirt-network", lv_net != "auto")) if v]
+        if given and platform != "libvirt":
+            raise ValueError(f"{given[0]} needs --platform libvirt")
+        if storage not in ("auto", "files", "pool"):
+            raise ValueError(f"--libvirt-storage {storage!r}: choose auto, files or pool")
+        for opt, name in (("--libvirt-pool", lv_pool), ("--libvirt-network", lv_net)):
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}", name):
+                raise ValueError(f"{opt} {name!r}: not a libvirt object name")
         pfile = get("kola_platform_file", None) or None
         if pfile:
             from kolapy.machine.platform import load_platform_file
@@ -112,6 +131,9 @@ class RunConfig:
             restore=not get("kola_no_restore", False),
             platform=platform,
             libvirt_uris=uris,
+            libvirt_storage=storage,
+            libvirt_pool=lv_pool,
+            libvirt_network=lv_net,
             platform_file=Path(pfile).expanduser().absolute() if pfile else None,
         )
 

@@ -81,6 +81,36 @@ OPTIONS: list[tuple[str, dict[str, Any]]] = [
         ),
     ),
     (
+        "--libvirt-storage",
+        dict(
+            dest="kola_libvirt_storage",
+            choices=["auto", "files", "pool"],
+            help="--platform libvirt: files (the domain uses this machine's files) or pool "
+            "(volumes in a storage pool, console and journals through libvirt: any host); "
+            "auto (default): files on a local URI, pool on a remote one",
+        ),
+    ),
+    (
+        "--libvirt-pool",
+        dict(
+            dest="kola_libvirt_pool",
+            metavar="POOL",
+            help="--platform libvirt, pool storage: the storage pool (default kolapy, a "
+            "directory pool made when missing)",
+        ),
+    ),
+    (
+        "--libvirt-network",
+        dict(
+            dest="kola_libvirt_network",
+            metavar="NET",
+            help="--platform libvirt: how SSH reaches a guest: user (a user-mode NIC, SSH "
+            "forwarded from 127.0.0.1), nat (a NAT network of the run, SSH to the DHCP "
+            "lease) or the name of a libvirt network (SSH to the lease); auto (default): "
+            "user on a local URI, nat on a remote one",
+        ),
+    ),
+    (
         "--memory",
         dict(
             dest="kola_memory", type=int, metavar="MiB", help="guest memory in MiB (default 2048)"

@@ -100,7 +100,8 @@ class MachinePool:
             host = uri or libvirt_hosts.place(libvirt_hosts.uris_of(self.cfg), spec.memory_mib)
             return self._place(artifact_name, lambda n, d, key, accel: LibvirtMachine(
                 _with_name(spec, n), workdir=d, ssh_key=key, accel=accel, uri=host,
-                private_networks=networks, profile=self._profile(spec)), name)
+                private_networks=networks, profile=self._profile(spec),
+                options=libvirt_hosts.options_of(self.cfg)), name)
         from kolapy.machine.qemu import QemuMachine
 
         return self._place(artifact_name, lambda n, d, key, accel: QemuMachine(

@@ -4,23 +4,33 @@
   missing libvirt-python, a daemon that is not running or a URI that cannot be
   reached is a :class:`BadInputError` naming the URI (one line, exit 2).
 * :func:`place` picks, among hosts that can hold a machine, the one with the most
-  free memory (a cluster asks once for all its members: they share a host).
-* Every domain and network kolapy creates is registered until it is destroyed;
-  :func:`destroy_all` (atexit, and the unwinding of Ctrl-C/SIGTERM) removes what
-  is left, so no ``kolapy-*`` object outlives the run.
+  free memory (a cluster asks once for all its members: they share a host).  A
+  host's free memory is what it reports less what kolapy's domains placed through
+  that URI may still claim (their size less their resident memory): a domain that
+  has just started has touched little of its memory yet.  Placement and domain
+  creation hold a lock on this machine, so parallel workers see each other's domains.
+* Every domain, volume and network kolapy creates is registered until it is
+  destroyed; :func:`destroy_all` (atexit, and the unwinding of Ctrl-C/SIGTERM)
+  removes what is left, so no ``kolapy-*`` object outlives the run.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
+import fcntl
 import logging
 import os
 import re
 import secrets
+import tempfile
 import threading
-from collections.abc import Sequence
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from kolapy.errors import BadInputError, InfraError
 
@@ -46,8 +56,57 @@ machine names carry the worker either way)."""
 
 _conns: dict[str, Any] = {}
 _live: dict[tuple[str, str, str], Any] = {}
-"""(uri, kind, name) -> libvirt object still to destroy (kind: domain or network)."""
+"""(uri, kind, name) -> libvirt object still to destroy (kind: domain, volume or network;
+a volume's name is ``<pool>/<volume>``)."""
 _lock = threading.Lock()
+_KIND_ORDER = {"domain": 0, "volume": 1, "network": 2}
+"""Destroy domains first (they use the volumes and networks)."""
+
+DEFAULT_POOL = "kolapy"
+STORAGES = ("auto", "files", "pool")
+NETWORKS = ("auto", "user", "nat")
+
+
+@dataclass(frozen=True)
+class LibvirtOptions:
+    """How a run's domains get their disks and their network (``--libvirt-*`` options)."""
+
+    storage: str = "auto"
+    """``files`` (this machine's files), ``pool`` (volumes in ``pool``; console and
+    journals through libvirt streams) or ``auto``: files on a local URI, else pool."""
+    network: str = "auto"
+    """``user`` (user-mode NIC, SSH forwarded from the host's 127.0.0.1), ``nat`` (a
+    transient NAT network of the run, SSH to the DHCP lease), the name of an existing
+    libvirt network (SSH to the lease), or ``auto``: user on a local URI, else nat."""
+    pool: str = DEFAULT_POOL
+    """The storage pool of ``pool`` storage (a directory pool is made when missing)."""
+    uris: tuple[str, ...] = ()
+    """The run's hosts: a machine that is no cluster member is placed among them when
+    its domain is made."""
+
+    def storage_for(self, uri: str) -> str:
+        """``files`` or ``pool`` on ``uri``."""
+        if self.storage == "auto":
+            return "files" if is_local(uri) else "pool"
+        return self.storage
+
+    def network_for(self, uri: str) -> str:
+        """``user``, ``nat`` or a network's name on ``uri``."""
+        if self.network == "auto":
+            return "user" if is_local(uri) else "nat"
+        return self.network
+
+
+def is_local(uri: str) -> bool:
+    """True when ``uri`` names this machine's daemon (no host part: ``qemu:///system``)."""
+    return not urlsplit(uri).hostname
+
+
+def options_of(cfg: Any) -> LibvirtOptions:
+    """The run's :class:`LibvirtOptions` from its config."""
+    return LibvirtOptions(getattr(cfg, "libvirt_storage", "auto"),
+                          getattr(cfg, "libvirt_network", "auto"),
+                          getattr(cfg, "libvirt_pool", DEFAULT_POOL), uris_of(cfg))
 
 
 def _libvirt() -> Any:
@@ -110,26 +169,72 @@ def choose(hosts: Sequence[HostInfo], need_mib: int) -> str:
 
 
 def free_mib(uri: str) -> int:
-    """The host's free memory in MiB, as its libvirt reports it."""
+    """The host's free memory in MiB, as its libvirt reports it, less what kolapy's
+    domains placed through ``uri`` may still claim (:func:`unclaimed_mib`)."""
     conn = connect(uri)
     try:
-        return int(conn.getFreeMemory()) // (1024 * 1024)
+        return int(conn.getFreeMemory()) // (1024 * 1024) - unclaimed_mib(uri)
     except Exception as exc:  # a lost connection: this host cannot take machines
         log.warning("libvirt %s: cannot read free memory: %s", uri, exc)
         return -1
+
+
+def placed_through(domain_xml: str) -> str:
+    """The URI in a domain's kolapy ``<metadata>`` (empty: none)."""
+    from kolapy.machine.libvirt_xml import KOLAPY_NS
+
+    try:
+        root = ET.fromstring(domain_xml)
+    except ET.ParseError:
+        return ""
+    el = root.find(f"metadata/{{{KOLAPY_NS}}}placement")
+    return "" if el is None else el.get("uri", "")
+
+
+def unclaimed_mib(uri: str) -> int:
+    """Memory (MiB) that running ``kolapy-*`` domains placed through ``uri`` (by any
+    run) have been given but not touched yet: the sum of size less resident memory."""
+    total_kib = 0
+    for dom in connect(uri).listAllDomains(1):  # VIR_CONNECT_LIST_DOMAINS_ACTIVE
+        try:
+            if not dom.name().startswith("kolapy-") or placed_through(dom.XMLDesc(0)) != uri:
+                continue
+            rss = int(dom.memoryStats().get("rss", 0))
+            total_kib += max(0, int(dom.maxMemory()) - rss)
+        except Exception:  # gone meanwhile
+            continue
+    return total_kib // 1024
+
+
+@contextlib.contextmanager
+def placement_lock() -> Iterator[None]:
+    """Held from a placement until its domain exists: kolapy processes on this machine
+    (xdist workers, parallel runs) place one at a time and see each other's domains."""
+    path = Path(tempfile.gettempdir()) / "kolapy-libvirt-place.lock"
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def place(uris: Sequence[str], need_mib: int) -> str:
     """The host (URI) for a machine or a whole cluster of ``need_mib`` MiB in all."""
     if len(uris) == 1:
         return uris[0]
-    return choose([HostInfo(u, free_mib(u)) for u in uris], need_mib)
+    hosts = [HostInfo(u, free_mib(u)) for u in uris]
+    chosen = choose(hosts, need_mib)
+    log.info("placement of %d MiB: %s -> %s", need_mib,
+             ", ".join(f"{h.uri} {h.free_mib} MiB free" for h in hosts), chosen)
+    return chosen
 
 
 def register(uri: str, kind: str, name: str, obj: Any = None) -> None:
-    """Remember a domain or network to destroy.  Register the name (``obj`` None)
-    *before* creating it: an interrupt (Ctrl-C, a test timeout) that arrives
-    while the create call returns must not lose the object."""
+    """Remember a domain, volume (``<pool>/<volume>``) or network to destroy.
+
+    Register the name (``obj`` None) *before* creating it: an interrupt (Ctrl-C, a
+    test timeout) that arrives while the create call returns must not lose the object."""
     with _lock:
         _live[(uri, kind, name)] = obj
 
@@ -141,7 +246,8 @@ def forget(uri: str, kind: str, name: str) -> None:
 
 
 def destroy(uri: str, kind: str, name: str) -> None:
-    """Destroy one registered domain or network (a transient one then disappears)."""
+    """Destroy one registered domain or network (a transient one then disappears), or
+    delete one registered volume."""
     with _lock:
         if (uri, kind, name) not in _live:
             return
@@ -149,25 +255,39 @@ def destroy(uri: str, kind: str, name: str) -> None:
     libvirt = _libvirt()
     try:
         if obj is None:  # registered before its create call returned: look it up
-            conn = connect(uri)
-            obj = conn.lookupByName(name) if kind == "domain" else conn.networkLookupByName(name)
-        obj.destroy()
+            obj = _lookup(connect(uri), kind, name)
+        if kind == "volume":
+            obj.delete(0)
+        else:
+            obj.destroy()
     except libvirt.libvirtError as exc:
         if exc.get_error_code() not in (libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_NO_NETWORK,
+                                        libvirt.VIR_ERR_NO_STORAGE_VOL,
+                                        libvirt.VIR_ERR_NO_STORAGE_POOL,
                                         libvirt.VIR_ERR_OPERATION_INVALID):
             raise InfraError(f"libvirt {uri}: cannot destroy {kind} {name}: {exc}") from exc
 
 
+def _lookup(conn: Any, kind: str, name: str) -> Any:
+    if kind == "domain":
+        return conn.lookupByName(name)
+    if kind == "network":
+        return conn.networkLookupByName(name)
+    pool, _, vol = name.partition("/")
+    return conn.storagePoolLookupByName(pool).storageVolLookupByName(vol)
+
+
 def live_names() -> list[str]:
-    """Names of the domains and networks this process created and did not destroy yet."""
+    """Names of the domains, volumes and networks this process created and did not
+    destroy yet."""
     with _lock:
         return [name for (_, _, name) in _live]
 
 
 def destroy_all() -> int:
-    """Destroy every registered domain, then every network; returns how many."""
+    """Destroy every registered domain, then volume, then network; returns how many."""
     with _lock:
-        keys = sorted(_live, key=lambda k: k[1] != "domain")  # domains before networks
+        keys = sorted(_live, key=lambda k: _KIND_ORDER[k[1]])
     for uri, kind, name in keys:
         try:
             destroy(uri, kind, name)

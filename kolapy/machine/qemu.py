@@ -65,6 +65,9 @@ class QemuMachine(Machine):
 
     restored = False
     """True for a machine restored from a saved one (:mod:`kolapy.machine.restore`)."""
+    ssh_host = "127.0.0.1"
+    """Where SSH reaches the guest (with :attr:`ssh_port`): QEMU's host forward here; a
+    libvirt machine on a libvirt network has its DHCP lease and port 22."""
     _incoming: str | None = None
     _reservation: Any = None
     on_memory_wait: Any = None
@@ -145,7 +148,7 @@ class QemuMachine(Machine):
         return (
             f"ssh -i {self.ssh_key.private_path} -p {self.ssh_port} "
             "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
-            f"{self.distro.ssh_user}@127.0.0.1"
+            f"{self.distro.ssh_user}@{self.ssh_host}"
         )
 
     # ---- lifecycle ------------------------------------------------------------------------
@@ -318,7 +321,7 @@ class QemuMachine(Machine):
         def remaining() -> float:
             return end - time.monotonic()
 
-        ssh = self._ssh or SSHConnection("127.0.0.1", self.ssh_port, self.distro.ssh_user,
+        ssh = self._ssh or SSHConnection(self.ssh_host, self.ssh_port, self.distro.ssh_user,
                                          self.ssh_key, self.host_key.public_openssh
                                          if self.host_key else None)
         self._ssh = ssh
@@ -519,7 +522,8 @@ class QemuMachine(Machine):
         (directory / "qemu-stderr.txt").write_text(self._stderr())  # the workdir goes away
         (directory / "ssh-config").write_text(
             f"Host {self.name}\n"
-            f"    HostName 127.0.0.1\n    Port {self.ssh_port}\n    User {self.distro.ssh_user}\n"
+            f"    HostName {self.ssh_host}\n    Port {self.ssh_port}\n"
+            f"    User {self.distro.ssh_user}\n"
             f"    IdentityFile {self.ssh_key.private_path}\n    IdentitiesOnly yes\n"
             "    StrictHostKeyChecking no\n    UserKnownHostsFile /dev/null\n"
         )

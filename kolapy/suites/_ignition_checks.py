@@ -24,7 +24,8 @@ def assert_no_mismatch(problems: list[str]) -> None:
 def check_user_login(machine: Any, key: SSHKeyPair, user: str, home: str) -> None:
     """``user`` logs in over SSH with ``key`` (its own, from Ignition) and lands in ``home``."""
     host_key = machine.host_key.public_openssh if getattr(machine, "host_key", None) else None
-    ssh = SSHConnection("127.0.0.1", machine.ssh_port, user, key, host_key)
+    ssh = SSHConnection(getattr(machine, "ssh_host", "127.0.0.1"), machine.ssh_port, user, key,
+                        host_key)
     try:
         ssh.connect(deadline=machine.scaled(30.0), attempt_timeout=machine.scaled(10.0))
         result = ssh.execute("id -un; pwd", machine.scaled(30.0))

@@ -24,7 +24,7 @@ pytestmark = kola(
 
 def test_ssh_port(machine: Machine) -> None:
     """The SSH port answers with an SSH banner."""
-    with socket.create_connection(("127.0.0.1", machine.ssh_port), timeout=30) as sock:
+    with socket.create_connection((machine.ssh_host, machine.ssh_port), timeout=30) as sock:
         sock.settimeout(30)
         banner = sock.recv(64)
     assert banner.startswith(b"SSH-2.0-"), f"unexpected SSH banner {banner!r}"

@@ -11,11 +11,15 @@ import pytest
 from kolapy.distro import get_distro
 from kolapy.enums import Accel, Arch, Firmware
 from kolapy.machine.libvirt_xml import (
+    KOLAPY_NS,
     QEMU_NS,
     DomainInputs,
     bridge_name,
+    channel_ports,
     domain_name,
     domain_xml,
+    first_subnet,
+    nat_network_xml,
     network_xml,
     supports_fwcfg_sysinfo,
 )
@@ -167,3 +171,67 @@ def test_isolated_network_xml():
     bridge = net.find("bridge").get("name")
     assert bridge.startswith("kolabr") and len(bridge) == 15  # Linux: at most 15
     assert bridge_name("kolapy-r1-gw1-net1") != bridge
+
+
+def test_iso_as_disk_boots_first_install_disk_second():
+    """SeaBIOS tries only the first hard disk in boot order: the ISO disk is first."""
+    disks = {d.find("target").get("dev"): d for d in
+             _parse(_inputs(boot_media="iso-as-disk")).iterfind("devices/disk")}
+    assert disks["vdy"].find("boot").get("order") == "1"
+    assert disks["vdy"].find("source").get("file") == str(W / "live.iso")
+    assert disks["vda"].find("boot").get("order") == "2"
+    # as a CD-ROM the install disk stays first (the firmware falls through to the CD)
+    disks = {d.find("target").get("dev"): d for d in
+             _parse(_inputs(boot_media="iso")).iterfind("devices/disk")}
+    assert disks["vda"].find("boot").get("order") == "1"
+    assert disks["sda"].find("boot").get("order") == "2"
+
+
+def test_first_nic_on_a_libvirt_network_has_no_user_mode_nic():
+    inp = replace(_inputs(), network="kolapy-r1-gw-nat")
+    dom = _parse(inp)
+    ifaces = dom.findall("devices/interface[@type='network']")
+    assert [i.find("source").get("network") for i in ifaces] == ["kolapy-r1-gw-nat"]
+    assert ifaces[0].find("model").get("type") == "virtio"
+    assert ifaces[0].find("mac") is None  # libvirt picks one; the lease is looked up by it
+    assert not any(a.startswith("user,") for a in _passthrough(dom))
+
+
+def test_pool_storage_uses_volume_paths_and_streams():
+    vols = {W / "disk0.qcow2": "/pool/kolapy-r1-m1-disk0.qcow2",
+            W / "config.ign": "/pool/kolapy-r1-m1-config.ign",
+            W / "uefi-vars.fd": "/pool/kolapy-r1-m1-vars.fd"}
+    inp = replace(_inputs(firmware=Firmware.UEFI), volumes=vols, streams=True,
+                  placed_on="qemu+ssh://lab1/system")
+    dom = _parse(inp)
+    assert dom.find("devices/disk/source").get("file") == "/pool/kolapy-r1-m1-disk0.qcow2"
+    assert dom.find("sysinfo/entry").get("file") == "/pool/kolapy-r1-m1-config.ign"
+    assert dom.find("os/nvram").text == "/pool/kolapy-r1-m1-vars.fd"
+    # nothing of the domain is a file of this machine: console and ports are ptys
+    serial = dom.find("devices/serial")
+    assert serial.get("type") == "pty" and serial.find("log") is None
+    channels = dom.findall("devices/channel")
+    assert channels and all(c.get("type") == "pty" and c.find("source") is None
+                            for c in channels)
+    assert str(W) not in domain_xml(inp)
+    # no guest forwards to this machine's unix sockets either
+    user = [a for a in _passthrough(dom) if a.startswith("user,")]
+    assert user and "guestfwd" not in user[0]
+    assert dom.find(f"metadata/{{{KOLAPY_NS}}}placement").get("uri") == "qemu+ssh://lab1/system"
+
+
+def test_channel_ports_cover_journals_and_iso_ports():
+    names = [port for _, port in channel_ports(_inputs(boot_media="iso"))]
+    assert HARNESS_JOURNAL_PORT in names and "testisocompletion" in names
+    assert len(channel_ports(_inputs())) == 2
+
+
+def test_nat_network_xml():
+    net = ET.fromstring(nat_network_xml("kolapy-r1-gw-nat", "kolabrx", 7))
+    assert net.find("forward").get("mode") == "nat"
+    ip = net.find("ip")
+    assert ip.get("address") == "10.231.7.1" and ip.get("netmask") == "255.255.255.0"
+    assert ip.find("dhcp/range").attrib == {"start": "10.231.7.10", "end": "10.231.7.250"}
+    assert 0 <= first_subnet("kolapy-r1-gw-nat") <= 255
+    with pytest.raises(ValueError):
+        nat_network_xml("x", "y", 256)
