@@ -21,7 +21,9 @@ and leaving a stamp under ``/var/log/``: ``set-kernel-para``,
   (config.toml, the same settings as daemon.json's), images *loaded* from the
   local OCI archives the variant ships (``load-images``; no network), no
   SELinux or chrony units (the image has neither), and a bridge CNI config from
-  Debian's plugins instead of Calico (which needs the internet).
+  Debian's plugins instead of Calico (which needs the internet), with a unit
+  routing the other nodes' podCIDRs over the cluster network
+  (``kolapy-pod-routes``).
 
 Deliberate differences from the document, on both flavors: kubeadm's config
 API is ``kubeadm.k8s.io/v1beta4`` (the document's v1beta2/v1beta3 are gone
@@ -402,6 +404,57 @@ def bridge_cni_script(kubeconfig: str) -> str:
     )
 
 
+POD_ROUTES_UNIT = "kolapy-pod-routes"
+POD_ROUTES_SCRIPT = "/root/pod-routes.sh"
+
+
+def pod_routes_script(node: Node, kubeconfig: str) -> str:
+    """Route every other node's podCIDR via its address on the cluster network.
+
+    The bridge CNI only reaches pods of its own node; this is the rest of the
+    reference flavor's pod network (Calico does it on NestOS).  It waits for the
+    kubeconfig (written by kubeadm init/join) and the API server, then watches the nodes and adds a
+    route for each other node as soon as the controller manager gives it a podCIDR
+    (which it does as nodes register, so the master learns of a worker that joins
+    later).  The watch ending (an API server restart) ends the script: systemd
+    starts it again.
+    """
+    jsonpath = ('{.spec.podCIDR} {.status.addresses[?(@.type=="InternalIP")].address}'
+                '{"\\n"}')
+    return (
+        "#!/bin/sh\n"
+        "# kolapy: routes to the other nodes' pod networks, over the cluster network\n"
+        f"export KUBECONFIG={kubeconfig}\n"
+        f"self={node.address}\n"
+        'until [ -s "$KUBECONFIG" ] && kubectl get nodes >/dev/null 2>&1; do sleep 5; done\n'
+        f"kubectl get nodes --watch -o jsonpath='{jsonpath}' |\n"
+        "while read -r cidr via; do\n"
+        '    if [ -n "$cidr" ] && [ -n "$via" ] && [ "$via" != "$self" ]; then\n'
+        '        ip route replace "$cidr" via "$via" && echo "route $cidr via $via"\n'
+        "    fi\n"
+        "done\n"
+    )
+
+
+POD_ROUTES_SERVICE = (
+    "[Unit]\n"
+    "Description=kolapy: routes to the other nodes' pod networks\n"
+    "Wants=network-online.target\n"
+    "After=network-online.target kubelet.service\n\n"
+    "[Service]\n"
+    f"ExecStart=/bin/sh {POD_ROUTES_SCRIPT}\n"
+    "Restart=always\n"
+    "RestartSec=10\n\n"
+    "[Install]\n"
+    "WantedBy=multi-user.target\n"
+)
+
+
+def pod_network_units(cluster: K8sCluster) -> dict[str, str]:
+    """Units besides the run-once ones that the flavor's pod network needs (name -> contents)."""
+    return {} if cluster.flavor is NESTOS else {POD_ROUTES_UNIT: POD_ROUTES_SERVICE}
+
+
 # -- units -------------------------------------------------------------------
 
 
@@ -576,13 +629,15 @@ def machine_ignition(cluster: K8sCluster, role: str, node: Node | None = None) -
         ign.add_file("/root/load_images.sh", load_images_script())
         kubeconfig = ADMIN_CONF if role == "master" else KUBELET_CONF
         ign.add_file("/root/install-cni.sh", bridge_cni_script(kubeconfig))
+        ign.add_file(POD_ROUTES_SCRIPT, pod_routes_script(node, kubeconfig))
     if role == "master":
         ign.add_file(INIT_CONFIG, to_yaml(init_configuration(cluster)))
     else:
         assert node is not None
         ign.add_file(JOIN_CONFIG, to_yaml([join_configuration(cluster, node)]))
     ign.add_unit("kubelet.service", KUBELET_UNIT, enabled=True)
-    for name, contents in run_once_units(cluster, role, node).items():
+    for name, contents in {**run_once_units(cluster, role, node),
+                           **pod_network_units(cluster)}.items():
         ign.add_unit(f"{name}.service", contents, enabled=True)
     return ign
 
@@ -600,6 +655,6 @@ def only_if_installed(cluster: K8sCluster, role: str) -> Ignition:
     node = cluster.master if role == "master" else cluster.workers[0]
     guard = "[Unit]\n" + "".join(f"ConditionPathExists={path}\n" for path in NODE_BINARIES)
     ign = Ignition().add_unit("kubelet.service", dropins={"05-kolapy-installed.conf": guard})
-    for name in run_once_units(cluster, role, node):
+    for name in [*run_once_units(cluster, role, node), *pod_network_units(cluster)]:
         ign.add_unit(f"{name}.service", dropins={"05-kolapy-installed.conf": guard})
     return ign

@@ -193,16 +193,18 @@ def test_units_match_the_document(flavor: Any) -> None:
         assert set(m_units) == NESTOS_DOC_MASTER_UNITS | {"pull-images"}
         assert set(w_units) == NESTOS_DOC_NODE_UNITS
     else:  # no SELinux, no chrony on the reference image; images are loaded, not pulled
+        # + kolapy's routes to the other nodes' podCIDRs (Calico's job on NestOS)
         assert set(m_units) == {"kubelet", "set-kernel-para", "load-images", "init-cluster",
-                                "install-cni-plugin"}
-        assert set(w_units) == {"kubelet", "set-kernel-para", "load-images", "join-cluster"}
+                                "install-cni-plugin", "kolapy-pod-routes"}
+        assert set(w_units) == {"kubelet", "set-kernel-para", "load-images", "join-cluster",
+                                "kolapy-pod-routes"}
     for units in (m_units, w_units):
         assert all(u.get("enabled") is True for u in units.values())
         kubelet = units["kubelet"]["contents"]
         for key, value in NESTOS_DOC_KUBELET_UNIT.items():
             assert unit_values(kubelet, key) == [value], key
         for name, unit in units.items():
-            if name == "kubelet":
+            if name in ("kubelet", "kolapy-pod-routes"):  # long-running, not run-once
                 continue
             text = unit["contents"]
             assert unit_values(text, "Type") == ["oneshot"], name
@@ -422,3 +424,40 @@ def test_built_containerd_reads_the_config(tmp_path: Path) -> None:
     for line in ("SystemdCgroup = true", f"sandbox = '{cluster.pause_image}'",
                  "bin_dirs = ['/usr/lib/cni']", "conf_dir = '/etc/cni/net.d'"):
         assert line in [d.strip() for d in dump], line
+
+
+def test_pod_routes_script_routes_the_other_nodes_pod_cidrs(tmp_path: Path) -> None:
+    """The reference flavor's route script, run with a fake kubectl (a node watch) and ip."""
+    master, worker, _ = configs(REFERENCE)
+    assert "kolapy-pod-routes" not in units_of(configs(NESTOS)[0])  # Calico routes on NestOS
+    script = files_of(worker)["/root/pod-routes.sh"]
+    assert "export KUBECONFIG=/etc/kubernetes/kubelet.conf" in script
+    assert "export KUBECONFIG=/etc/kubernetes/admin.conf" in files_of(master)["/root/pod-routes.sh"]
+    unit = units_of(worker)["kolapy-pod-routes"]["contents"]
+    assert unit_values(unit, "ExecStart") == ["/bin/sh /root/pod-routes.sh"]
+    assert unit_values(unit, "Restart") == ["always"]  # the watch ending starts it again
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls"
+    # the watch: the master with a podCIDR, the worker itself, a node without a podCIDR yet
+    (bin_dir / "kubectl").write_text(
+        "#!/bin/sh\n"
+        f'printf "%s\\n" "kubectl $*" >> {calls}\n'
+        '[ "$3" = "--watch" ] || exit 0\n'
+        "printf '10.100.0.0/24 10.200.0.11\\n10.100.1.0/24 10.200.0.12\\n 10.200.0.13\\n'\n")
+    (bin_dir / "ip").write_text(f'#!/bin/sh\necho "ip $*" >> {calls}\n')
+    for tool in ("kubectl", "ip"):
+        (bin_dir / tool).chmod(0o755)
+    kubeconfig = tmp_path / "kubelet.conf"
+    kubeconfig.write_text("x")
+    script = script.replace("/etc/kubernetes/kubelet.conf", str(kubeconfig))
+    proc = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30,
+                          env={"PATH": f"{bin_dir}:/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "route 10.100.0.0/24 via 10.200.0.11\n"
+    lines = calls.read_text().splitlines()
+    assert lines[0] == "kubectl get nodes"  # the API server answers first
+    assert lines[1].startswith("kubectl get nodes --watch -o jsonpath=")
+    assert '{.status.addresses[?(@.type=="InternalIP")].address}' in lines[1]
+    assert lines[2:] == ["ip route replace 10.100.0.0/24 via 10.200.0.11"]
