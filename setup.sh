@@ -25,8 +25,9 @@ PKGS=(
   socat docker-registry busybox-static
   # kolapy's own tests open reports/report.html in a real (headless) browser
   chromium
-  # the libvirt platform (--platform libvirt): the daemon, and what builds libvirt-python
-  libvirt-daemon-system libvirt-dev pkg-config
+  # the libvirt platform (--platform libvirt): the daemon, and what builds libvirt-python;
+  # dnsmasq serves DHCP on libvirt networks (--libvirt-network nat: SSH to the lease)
+  libvirt-daemon-system libvirt-dev pkg-config dnsmasq-base
 )
 
 missing=()

@@ -95,8 +95,10 @@ class LibvirtMachine(QemuMachine):
         self._qemu_log = ""
 
     def virsh_console(self) -> str:
-        """The command that attaches a terminal to the serial console."""
-        return f"virsh -c {self.uri} console {self.domain_name}"
+        """The command that attaches a terminal to the serial console (pool storage:
+        ``--force`` takes it from kolapy's console stream, whose log then stops)."""
+        force = " --force" if self.storage == "pool" else ""
+        return f"virsh -c {self.uri} console{force} {self.domain_name}"
 
     # ---- the process, as libvirt runs it --------------------------------------------------
 

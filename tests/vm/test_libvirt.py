@@ -2,15 +2,21 @@
 domains, and passing, failing, Ctrl-C'd and SIGTERM'd runs leave no ``kolapy-*`` domain,
 volume or network behind.
 
+The basic run uses the defaults (files, user-mode NIC); the failing and interrupted
+runs use pool storage (their volumes must go too), the failing one with two hosts
+(qemu:///system and qemu:///session: as root both reach the same daemon) and two
+workers, whose machines must land one on each; the cluster uses pool storage, the
+run's NAT network (SSH to the DHCP leases) and the same two hosts, and must stay on one.
+
 CI cost: one boot of the reference image (the basic run, ~ test_run_basic's cost),
 three runs on a blank disk that never boots (the domain runs for a few seconds, then
 the run fails or is interrupted: ~15-30 s each, no boot), and one two-machine cluster
-on a private libvirt network (two boots at once, in the heavy-vm group): ~4 min in
-all under CI load.
+(two boots at once, in the heavy-vm group): ~5 min in all under CI load.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -25,6 +31,8 @@ import pytest
 pytestmark = pytest.mark.vm
 
 URI = "qemu:///system"
+SECOND = "qemu:///session"
+TWO_HOSTS = ["--libvirt-uri", URI, "--libvirt-uri", SECOND]
 KOLAPY = [sys.executable, "-m", "kolapy.cli"]
 
 NEVER_READY = """
@@ -56,6 +64,11 @@ def kolapy_objects(prefix: str = "kolapy-") -> list[str]:
     return sorted(n for n in names if n.startswith(prefix))
 
 
+def kolapy_domains(prefix: str) -> list[str]:
+    """The running domains whose name starts with ``prefix``."""
+    return sorted(n for n in (d.name() for d in _conn().listAllDomains()) if n.startswith(prefix))
+
+
 def _named_run() -> tuple[dict[str, str], str]:
     """An environment naming the inner run, and the prefix of its libvirt objects."""
     run = "t" + secrets.token_hex(4)
@@ -81,23 +94,46 @@ def test_basic_passes_on_libvirt_and_leaves_nothing(tmp_path: Path) -> None:
     assert kolapy_objects(prefix) == []
 
 
-def test_failing_run_leaves_nothing(tmp_path: Path, blank_disk: Path) -> None:
-    proc, prefix = _start_never_ready(tmp_path, blank_disk, NEVER_READY)
-    assert _wait_for_domain(proc, prefix) == f"{prefix}gw-1"
+NEVER_READY_TOO = NEVER_READY + """
+
+@kola(name="libvirt.never-ready-too", timeout=5)
+def test_never_ready_too(machine):
+    machine.succeed("true")
+"""
+
+
+def test_failing_run_on_two_hosts_places_on_both_and_leaves_nothing(
+        tmp_path: Path, blank_disk: Path) -> None:
+    """Two failing tests, two workers, two hosts: one machine on each (the second sees
+    the first's untouched memory on its host), and no domain or volume is left."""
+    proc, prefix = _start_never_ready(
+        tmp_path, blank_disk, NEVER_READY_TOO, "libvirt.never-ready*",
+        ["-j", "2", *TWO_HOSTS, "--libvirt-storage", "pool"])
+    placed: dict[str, str] = {}
+    deadline = time.monotonic() + 240
+    while len(placed) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        for name in kolapy_domains(prefix):
+            if name not in placed:
+                with contextlib.suppress(Exception):  # gone meanwhile
+                    placed[name] = _placement(name)
+        time.sleep(0.2)
     text = proc.communicate(timeout=300)[0]
-    assert proc.returncode == 1, text[-4000:]  # the test failed (timed out booting)
-    assert "Timeout" in text, text[-2000:]
+    assert proc.returncode == 1, text[-4000:]  # both tests failed (timed out booting)
+    assert text.count("Timeout") >= 2, text[-3000:]
+    assert sorted(placed.values()) == sorted([URI, SECOND]), (placed, text[-3000:])
     assert kolapy_objects(prefix) == [], text[-2000:]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_interrupted_run_leaves_nothing(tmp_path: Path, blank_disk: Path, sig: int) -> None:
     proc, prefix = _start_never_ready(tmp_path, blank_disk,
-                                      NEVER_READY.replace("timeout=5", "timeout=600"))
+                                      NEVER_READY.replace("timeout=5", "timeout=600"),
+                                      extra=["--libvirt-storage", "pool"])
     try:
         name = _wait_for_domain(proc, prefix)
         time.sleep(2)
-        assert name in kolapy_objects()  # the domain is there when the signal comes
+        present = kolapy_objects(prefix)  # the domain and its volumes when the signal comes
+        assert name in present and f"{name}-disk0.qcow2" in present, present
         proc.send_signal(sig)
         text = proc.communicate(timeout=120)[0]
     finally:
@@ -133,15 +169,28 @@ def test_cluster_on_a_private_libvirt_network(tmp_path: Path) -> None:
     env, prefix = _named_run()
     r = subprocess.run(
         [*KOLAPY, "run", "libvirt.pair", f"--tests={tmp_path / 'test_pair.py'}", "--rerun",
-         "--platform", "libvirt", f"--output-dir={out}", "--live=plain"],
+         "--platform", "libvirt", *TWO_HOSTS, "--libvirt-storage", "pool",
+         "--libvirt-network", "nat", f"--output-dir={out}", "--live=plain"],
         cwd=tmp_path, capture_output=True, text=True, timeout=2400, env=env)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
-    xmls = [p.read_text() for p in sorted(out.rglob("domain.xml"))]
-    networks = {m for x in xmls for m in re.findall(r'<source network="([^"]+)"', x)}
-    assert len(xmls) >= 2 and len(networks) >= 1, xmls
-    assert all(re.fullmatch(re.escape(prefix) + r"gw-net\d+", n) for n in networks), networks
-    for xml in xmls[:2]:  # each member: one private NIC and the user-mode SSH NIC
-        assert xml.count('<interface type="network">') == 1
+    dirs = sorted({p.parent for p in out.rglob("domain.xml")})[-2:]  # the passing attempt
+    xmls = [(d / "domain.xml").read_text() for d in dirs]
+    assert len(xmls) == 2, dirs
+    networks = [re.findall(r'<source network="([^"]+)"', x) for x in xmls]
+    for nets in networks:  # each member: the run's NAT network, then the private one
+        assert len(nets) == 2, networks
+        assert re.fullmatch(re.escape(prefix) + r"gw-nat", nets[0]), nets
+        assert re.fullmatch(re.escape(prefix) + r"gw-net\d+", nets[1]), nets
+    assert networks[0] == networks[1]
+    # one host for the cluster, whichever it was
+    hosts = {re.search(r'placement [^>]*uri="([^"]+)"', x).group(1) for x in xmls}
+    assert len(hosts) == 1 and hosts <= {URI, SECOND}, hosts
+    # pool storage: the disk is a volume; SSH went to the DHCP lease on the NAT network
+    for d, xml in zip(dirs, xmls, strict=True):
+        assert "/var/lib/libvirt/images/kolapy/" + prefix in xml
+        assert re.search(r"HostName 10\.231\.\d+\.\d+\n    Port 22\n",
+                         (d / "ssh-config").read_text())
+        assert "Linux version" in (d / "console.txt").read_text()  # through a stream
     assert kolapy_objects(prefix) == []
 
 
@@ -153,26 +202,34 @@ def blank_disk(tmp_path: Path) -> Path:
     return disk
 
 
-def _start_never_ready(tmp_path: Path, blank_disk: Path,
-                       source: str) -> tuple[subprocess.Popen[str], str]:
-    """Start `kolapy run libvirt.never-ready` (``source``) on ``blank_disk``; the process
-    and the prefix of its libvirt objects."""
+def _start_never_ready(tmp_path: Path, blank_disk: Path, source: str,
+                       pattern: str = "libvirt.never-ready",
+                       extra: list[str] | None = None) -> tuple[subprocess.Popen[str], str]:
+    """Start `kolapy run <pattern>` of ``source`` on ``blank_disk``; the process and the
+    prefix of its libvirt objects."""
     _conn()
     (tmp_path / "test_never.py").write_text(source)
     env, prefix = _named_run()
     proc = subprocess.Popen(
-        [*KOLAPY, "run", "libvirt.never-ready", f"--tests={tmp_path / 'test_never.py'}",
-         f"--nestos-image={blank_disk}", "--platform", "libvirt",
+        [*KOLAPY, "run", pattern, f"--tests={tmp_path / 'test_never.py'}",
+         f"--nestos-image={blank_disk}", "--platform", "libvirt", *(extra or []),
          f"--output-dir={tmp_path / 'out'}", "--live=plain"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     return proc, prefix
+
+
+def _placement(domain: str) -> str:
+    """The URI a running kolapy domain was placed through (its ``<metadata>``)."""
+    from kolapy.machine.libvirt_hosts import placed_through
+
+    return placed_through(_conn().lookupByName(domain).XMLDesc(0))
 
 
 def _wait_for_domain(proc: subprocess.Popen[str], prefix: str, timeout: float = 180) -> str:
     """The name of the run's first domain (``prefix...``), once it exists."""
     deadline = time.monotonic() + timeout
     while True:
-        new = kolapy_objects(prefix)
+        new = kolapy_domains(prefix)
         if new:
             return new[0]
         assert proc.poll() is None, (proc.communicate()[0] or "")[-3000:]
