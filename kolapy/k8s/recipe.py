@@ -30,7 +30,9 @@ API is ``kubeadm.k8s.io/v1beta4`` (the document's v1beta2/v1beta3 are gone
 from the pinned Kubernetes; the same fields in v1beta4's shape); kolapy
 generates the bootstrap token and puts it in the master's InitConfiguration
 (the document reads it from ``kubeadm token list`` by hand); kubeadm init's
-timeouts are stretched for emulation (``INIT_TIMEOUTS``); each node's
+and join's timeouts are stretched for emulation (``INIT_TIMEOUTS``,
+``JOIN_TIMEOUTS``); ``join-cluster`` waits until the master serves
+cluster-info before it runs kubeadm join (machines boot together); each node's
 kubelet gets ``node-ip`` (kolapy's machines all have 10.0.2.15 on their SSH
 NIC, the cluster network is the second NIC); the harness configures users,
 SSH keys and the private network address itself (no ``passwd`` or
@@ -39,6 +41,7 @@ NetworkManager connection here).
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import re
@@ -74,6 +77,15 @@ INIT_TIMEOUTS = (
     ("etcdAPICall", "5m0s"),
 )
 
+# kubeadm join's waits after discovery (the document's discovery timeout, 5 min,
+# stays: join-cluster starts discovery only once the master publishes cluster-info).
+JOIN_TIMEOUTS = (
+    ("discovery", "5m0s"),
+    ("tlsBootstrap", "15m0s"),
+    ("kubeletHealthCheck", "15m0s"),
+    ("kubernetesAPICall", "5m0s"),
+)
+
 SYSCTLS = (
     ("net.bridge.bridge-nf-call-iptables", "1"),
     ("net.bridge.bridge-nf-call-ip6tables", "1"),
@@ -85,6 +97,20 @@ def new_bootstrap_token() -> str:
     """A kubeadm bootstrap token (``[a-z0-9]{6}.[a-z0-9]{16}``) from a CSPRNG."""
     alphabet = string.ascii_lowercase + string.digits
     pick = "".join(secrets.choice(alphabet) for _ in range(22))
+    return f"{pick[:6]}.{pick[6:]}"
+
+
+def stable_bootstrap_token(seed: str) -> str:
+    """A bootstrap token derived from ``seed``: the same in every process.
+
+    For a test suite's cluster, whose configs are built where pytest collects it
+    (the controller and each xdist worker): a random token would make each
+    process's config, machine spec and xdist group differ.  The token only lets a
+    node join that cluster, on kolapy's private network, for 24 hours.
+    """
+    alphabet = string.ascii_lowercase + string.digits
+    digest = hashlib.sha256(f"kolapy bootstrap token: {seed}".encode()).digest()
+    pick = "".join(alphabet[b % len(alphabet)] for b in digest[:22])
     return f"{pick[:6]}.{pick[6:]}"
 
 
@@ -341,7 +367,7 @@ def join_configuration(cluster: K8sCluster, worker: Node) -> dict[str, Any]:
             },
             "tlsBootstrapToken": cluster.token,
         },
-        "timeouts": {"discovery": "5m0s"},
+        "timeouts": dict(JOIN_TIMEOUTS),
         "nodeRegistration": {
             "criSocket": cluster.flavor.cri_socket,
             "imagePullPolicy": "IfNotPresent",
@@ -589,7 +615,18 @@ def run_once_units(cluster: K8sCluster, role: str, node: Node) -> dict[str, str]
             ],
         )
     else:
-        body = [f"ExecStart=kubeadm join --config={JOIN_CONFIG}"]
+        # kolapy boots a cluster's machines together, and the master's init takes
+        # many minutes under emulation: wait for it to publish cluster-info (anonymous
+        # read, allowed from kubeadm init's bootstrap-token phase on) before kubeadm
+        # join starts its 5-minute discovery.
+        body = [
+            "ExecStartPre=/bin/sh -c 'until kubectl "
+            f"--server=https://{cluster.endpoint} --insecure-skip-tls-verify "
+            "--request-timeout=10s get --raw "
+            "/api/v1/namespaces/kube-public/configmaps/cluster-info >/dev/null 2>&1; "
+            "do sleep 10; done'",
+            f"ExecStart=kubeadm join --config={JOIN_CONFIG}",
+        ]
         if flavor is not NESTOS:
             body.append("ExecStart=sh /root/install-cni.sh")
         units["join-cluster"] = _oneshot(

@@ -233,6 +233,10 @@ def test_units_match_the_document(flavor: Any) -> None:
     # reference image writes its bridge CNI config after joining
     assert unit_values(join, "ExecStart")[0] == NESTOS_DOC_EXEC["join-cluster"][0]
     assert unit_values(join, "ExecStart")[-1] == "/bin/touch /var/log/join-cluster.stamp"
+    # kolapy's: members boot together, so join waits until the master serves cluster-info
+    (pre,) = unit_values(join, "ExecStartPre")
+    assert pre.startswith("/bin/sh -c 'until kubectl --server=https://10.200.0.11:6443 ")
+    assert "/api/v1/namespaces/kube-public/configmaps/cluster-info" in pre
     for text in (init, join):
         assert unit_values(text, "Requires") == [" ".join(f"{u}.service" for u in prep)]
         assert unit_values(text, "After") == [" ".join(f"{u}.service" for u in prep)]
@@ -282,6 +286,8 @@ def test_kubeadm_configs_match_the_document(flavor: Any) -> None:
         "unsafeSkipCAVerification": True}
     assert join["discovery"]["tlsBootstrapToken"] == TOKEN
     assert join["timeouts"]["discovery"] == "5m0s"  # v1beta3's discovery.timeout
+    # kolapy's: the waits after discovery stretched for emulation
+    assert join["timeouts"]["tlsBootstrap"] == "15m0s"
     reg = join["nodeRegistration"]
     assert (reg["criSocket"], reg["imagePullPolicy"], reg["name"], reg["taints"]) == (
         flavor.cri_socket, "IfNotPresent", WORKER.name, None)
@@ -461,3 +467,11 @@ def test_pod_routes_script_routes_the_other_nodes_pod_cidrs(tmp_path: Path) -> N
     assert lines[1].startswith("kubectl get nodes --watch -o jsonpath=")
     assert '{.status.addresses[?(@.type=="InternalIP")].address}' in lines[1]
     assert lines[2:] == ["ip route replace 10.100.0.0/24 via 10.200.0.11"]
+
+
+def test_stable_token_is_a_token_and_the_same_for_a_seed() -> None:
+    from kolapy.k8s.recipe import TOKEN_RE, stable_bootstrap_token
+
+    token = stable_bootstrap_token("k8s.cluster")
+    assert TOKEN_RE.match(token)
+    assert token == stable_bootstrap_token("k8s.cluster") != stable_bootstrap_token("other")
