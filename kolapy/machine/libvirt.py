@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from kolapy.enums import Accel
-from kolapy.errors import BootError, InfraError, TimeoutExpired
+from kolapy.errors import BootError, InfraError
 from kolapy.machine import libvirt_hosts as hosts
 from kolapy.machine.base import timed
 from kolapy.machine.libvirt_hosts import LibvirtOptions
@@ -208,8 +208,8 @@ class LibvirtMachine(QemuMachine):
                 log.info("%s: DHCP lease %s on %s", self.name, address, self.network)
                 return address
             if time.monotonic() > end:
-                raise TimeoutExpired(f"{self.name}: no DHCP lease on network {self.network}\n"
-                                     f"console tail:\n{self._console.tail(20)}")
+                raise BootError(f"{self.name}: no DHCP lease on network {self.network}\n"
+                                f"console tail:\n{self._console.tail(20)}")
             time.sleep(1.0)
 
     def _domain_state(self) -> str:

@@ -1,7 +1,8 @@
 """The console and journal ports of a domain on any host, through libvirt streams.
 
-With pool storage a domain writes no file on this machine: its serial console and
-its virtio ports are ptys on its host.  Each is opened here as a libvirt stream
+With pool storage a domain writes no file on this machine: its serial console is a
+pty and its virtio ports are unix sockets on its host (``virDomainOpenChannel``
+opens no other kind).  Each is opened here as a libvirt stream
 (``virDomainOpenConsole``, ``virDomainOpenChannel``) and copied by a thread into the
 same local file the file-storage domain would have written, so the console and
 journal readers, the boot watch and the artifacts work unchanged.  The domain is

@@ -15,7 +15,8 @@ Two ways of reaching the domain's files and the guest:
   files, the console and journals are files the domain's host writes here;
 * pool (any host): ``volumes`` maps each local file the domain reads to the path of
   its volume on the domain's host, and with ``streams`` the console and journal
-  ports are ptys that :mod:`kolapy.machine.libvirt_streams` reads through libvirt.
+  ports are a pty and unix sockets on the domain's host that
+  :mod:`kolapy.machine.libvirt_streams` reads through libvirt.
 
 The first NIC is user-mode with a host forward of SSH (``network`` empty) or on the
 libvirt network ``network``, where the guest's DHCP lease gives its address.
@@ -312,9 +313,13 @@ def _iso(devices: ET.Element, inp: DomainInputs) -> None:
 
 
 def _channel(devices: ET.Element, path: Path | None, port: str) -> None:
-    """A virtio port written to ``path`` on the domain's host, or a pty (None)."""
-    channel = ET.SubElement(devices, "channel", type="pty" if path is None else "file")
-    if path is not None:
+    """A virtio port written to ``path`` on the domain's host, or (None) a unix socket
+    libvirt names and ``virDomainOpenChannel`` reaches (it opens no pty channel)."""
+    if path is None:
+        channel = ET.SubElement(devices, "channel", type="unix")
+        ET.SubElement(channel, "source", mode="bind")
+    else:
+        channel = ET.SubElement(devices, "channel", type="file")
         ET.SubElement(channel, "source", path=str(path))
     ET.SubElement(channel, "target", type="virtio", name=port)
 

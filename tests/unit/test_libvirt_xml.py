@@ -207,12 +207,12 @@ def test_pool_storage_uses_volume_paths_and_streams():
     assert dom.find("devices/disk/source").get("file") == "/pool/kolapy-r1-m1-disk0.qcow2"
     assert dom.find("sysinfo/entry").get("file") == "/pool/kolapy-r1-m1-config.ign"
     assert dom.find("os/nvram").text == "/pool/kolapy-r1-m1-vars.fd"
-    # nothing of the domain is a file of this machine: console and ports are ptys
+    # nothing of the domain is a file of this machine: the console is a pty
     serial = dom.find("devices/serial")
     assert serial.get("type") == "pty" and serial.find("log") is None
-    channels = dom.findall("devices/channel")
-    assert channels and all(c.get("type") == "pty" and c.find("source") is None
-                            for c in channels)
+    channels = dom.findall("devices/channel")  # unix sockets libvirt names: OpenChannel
+    assert channels and all(c.get("type") == "unix" and c.find("source").attrib ==
+                            {"mode": "bind"} for c in channels)
     assert str(W) not in domain_xml(inp)
     # no guest forwards to this machine's unix sockets either
     user = [a for a in _passthrough(dom) if a.startswith("user,")]
