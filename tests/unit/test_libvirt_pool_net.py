@@ -334,3 +334,36 @@ def test_run_network_tries_the_next_range_when_one_is_in_use(monkeypatch):
     assert libvirt_hosts.live_names() == [name]
     libvirt_hosts.destroy_all()
     assert made[-1] == "destroyed"
+
+
+def test_machine_uploads_every_file_its_domain_reads(tmp_path: Path, monkeypatch):
+    """Pool storage: the overlay (rebased onto the base volume), the extra disks, the
+    Ignition config and the UEFI vars become kolapy-<run>-<machine>-* volumes."""
+    from types import SimpleNamespace
+
+    from kolapy.enums import Accel
+    from kolapy.machine import libvirt as lvm
+    from kolapy.machine.spec import DiskSpec, MachineSpec
+    from kolapy.transport.ssh import SSHKeyPair
+
+    uploads: list[tuple[str, str]] = []
+    rebased: list[str] = []
+    p = FakePool()
+    monkeypatch.setattr(lvm, "ensure_pool", lambda uri, name: p)
+    monkeypatch.setattr(lvm, "base_volume", lambda uri, pool, image, fmt: "/pool/base-x.qcow2")
+    monkeypatch.setattr(lvm, "rebase_overlay", lambda q, ov, base, fmt: rebased.append(base))
+    monkeypatch.setattr(lvm, "upload", lambda uri, pool, local, vol: (
+        uploads.append((local.name, vol)) or f"/pool/{vol}"))
+    m = lvm.LibvirtMachine(
+        MachineSpec(image=Path("/img.qcow2"), name="gw-1", additional_disks=(DiskSpec(1),)),
+        workdir=tmp_path / "m", ssh_key=SSHKeyPair.generate(tmp_path / "ssh"), accel=Accel.TCG,
+        uri="qemu+ssh://lab1/system", options=LibvirtOptions(uris=("qemu+ssh://lab1/system",)))
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "uefi-vars.fd").write_bytes(b"v")
+    m._upload(SimpleNamespace(image_format="qcow2"))
+    d = m.domain_name
+    assert rebased == ["/pool/base-x.qcow2"]
+    assert uploads == [("disk0.qcow2", f"{d}-disk0.qcow2"), ("disk1.qcow2", f"{d}-disk1.qcow2"),
+                       ("config.ign", f"{d}-config.ign"), ("uefi-vars.fd", f"{d}-vars.fd")]
+    assert m.volumes[m.paths.overlay] == f"/pool/{d}-disk0.qcow2"
+    assert m._volume_keys == [f"kolapy/{vol}" for _, vol in uploads]
