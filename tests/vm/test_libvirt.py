@@ -119,7 +119,7 @@ def test_failing_run_on_two_hosts_places_on_both_and_leaves_nothing(
         time.sleep(0.2)
     text = proc.communicate(timeout=300)[0]
     assert proc.returncode == 1, text[-4000:]  # both tests failed (timed out booting)
-    assert text.count("Timeout") >= 2, text[-3000:]
+    assert "Timeout" in text, text[-3000:]
     assert sorted(placed.values()) == sorted([URI, SECOND]), (placed, text[-3000:])
     assert kolapy_objects(prefix) == [], text[-2000:]
 
