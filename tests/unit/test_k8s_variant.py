@@ -26,6 +26,7 @@ from kolapy.k8s.versions import PINS, Pins
 from kolapy.refimage import recipe
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+REAL_CACHE = os.environ.get("KOLAPY_CACHE_DIR")  # where a real node build would be
 
 
 @pytest.fixture(autouse=True)
@@ -91,9 +92,13 @@ def test_image_names_are_what_the_recipe_loads() -> None:
     assert images.IMAGES[-1].reference(pins=PINS) == f"registry.k8s.io/etcd:{PINS.etcd_image_tag}"
 
 
-def test_image_names_are_what_the_built_kubeadm_lists() -> None:
+def test_image_names_are_what_the_built_kubeadm_lists(monkeypatch: pytest.MonkeyPatch) -> None:
     from kolapy.k8s.build import cached_bin_dir
 
+    if REAL_CACHE is None:
+        monkeypatch.delenv("KOLAPY_CACHE_DIR")
+    else:
+        monkeypatch.setenv("KOLAPY_CACHE_DIR", REAL_CACHE)
     bin_dir = cached_bin_dir()
     if bin_dir is None:
         pytest.skip("kubeadm not built here (python -m kolapy.k8s.build)")
