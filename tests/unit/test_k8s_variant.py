@@ -72,6 +72,34 @@ def test_variant_fingerprint_covers_pins_and_sources(monkeypatch: pytest.MonkeyP
     assert variant.fingerprint(Arch.X86_64) != now
 
 
+def test_variant_is_cached_beside_the_reference_image(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kolapy.refimage import build, cache
+
+    built: list[str] = []
+
+    def fake(rcp: recipe.Recipe, work: Path, say: build.Progress) -> Path:
+        built.append(rcp.variant)
+        out = work / "out"
+        out.mkdir()
+        (out / rcp.image_name).write_bytes(b"QFI\xfb")
+        (out / cache.MANIFEST).write_text(json.dumps({"variant": rcp.variant}))
+        return out
+
+    monkeypatch.setattr(build, "_build_in", fake)
+    monkeypatch.setattr(build, "require_host_tools", lambda platforms: None)
+    assert cache.image_path(Arch.X86_64, "k8s") is None
+    path = build.build_image(Arch.X86_64, variant="k8s", progress=lambda m: None)
+    assert path.name == "ref-k8s-x86_64.qcow2"
+    assert path.parent.name == recipe.recipe_hash(recipe.recipe_for(Arch.X86_64, "k8s"))
+    assert cache.image_path(Arch.X86_64, "k8s") == path
+    assert cache.image_path(Arch.X86_64) is None  # the reference image is another entry
+    assert cache.read_manifest(Arch.X86_64, "k8s") == {"variant": "k8s"}
+    # unchanged recipe: no second build
+    assert build.ensure_image(Arch.X86_64, variant="k8s") == path
+    assert build.build_image(Arch.X86_64, variant="k8s") == path
+    assert built == ["k8s"]
+
+
 def test_unknown_variant_is_bad_input() -> None:
     with pytest.raises(BadInputError, match="image variant 'nope'"):
         recipe.recipe_for(Arch.X86_64, "nope")
