@@ -695,3 +695,37 @@ def only_if_installed(cluster: K8sCluster, role: str) -> Ignition:
     for name in [*run_once_units(cluster, role, node), *pod_network_units(cluster)]:
         ign.add_unit(f"{name}.service", dropins={"05-kolapy-installed.conf": guard})
     return ign
+
+
+AFTER_BOOT_FLAG = "/run/kolapy-k8s-after-boot"
+AFTER_BOOT_UNIT = "kolapy-k8s-after-boot.service"
+
+
+def after_boot(cluster: K8sCluster, role: str) -> Ignition:
+    """Drop-ins running the recipe's run-once units once the boot has finished, not in it.
+
+    NestOS's run-once units are ``Type=oneshot`` and wanted by
+    ``multi-user.target``: the boot is not finished (``systemctl
+    is-system-running`` says ``starting``) until ``kubeadm init`` or ``join`` is
+    done, which under emulation takes longer than any boot wait.  Merged under a
+    test's config, this skips them during the boot (a condition on a flag in
+    ``/run``) and a ``Type=simple`` unit (which never holds the boot up) waits
+    for the boot to finish, sets the flag and starts them, in the recipe's order
+    (their own ``Requires=``/``After=``).  The units themselves are unchanged.
+    """
+    node = cluster.master if role == "master" else cluster.workers[0]
+    units = [f"{name}.service" for name in run_once_units(cluster, role, node)]
+    guard = f"[Unit]\nConditionPathExists={AFTER_BOOT_FLAG}\n"
+    ign = Ignition()
+    for unit in units:
+        ign.add_unit(unit, dropins={"06-kolapy-after-boot.conf": guard})
+    starter = (
+        "[Unit]\n"
+        "Description=kolapy: start the Kubernetes run-once units once the boot has finished\n"
+        + "".join(f"ConditionPathExists={path}\n" for path in NODE_BINARIES)
+        + "\n[Service]\nType=simple\n"
+        f"ExecStart=/bin/sh -c 'systemctl is-system-running --wait; touch {AFTER_BOOT_FLAG}; "
+        f"exec systemctl start --no-block {' '.join(units)}'\n"
+        "\n[Install]\nWantedBy=multi-user.target\n"
+    )
+    return ign.add_unit(AFTER_BOOT_UNIT, starter, enabled=True)

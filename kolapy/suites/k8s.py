@@ -28,6 +28,7 @@ from kolapy.k8s.recipe import (
     REFERENCE,
     K8sCluster,
     Node,
+    after_boot,
     machine_ignition,
     only_if_installed,
     prep_units,
@@ -57,7 +58,9 @@ def wait_unit(machine: Machine, unit: str, timeout: float) -> None:
     name="k8s.bootstrap",
     required_tag="k8s",
     tags=("k8s",),
-    ignition=machine_ignition(BOOTSTRAP, "master").merge(only_if_installed(BOOTSTRAP, "master")),
+    ignition=machine_ignition(BOOTSTRAP, "master")
+    .merge(only_if_installed(BOOTSTRAP, "master"))
+    .merge(after_boot(BOOTSTRAP, "master")),
     min_memory=4096,
     timeout=60 * 60,
     description="one master from Ignition: units done, node + CoreDNS Ready, a pod's log read",
