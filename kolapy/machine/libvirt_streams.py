@@ -7,6 +7,11 @@ opens no other kind).  Each is opened here as a libvirt stream
 same local file the file-storage domain would have written, so the console and
 journal readers, the boot watch and the artifacts work unchanged.  The domain is
 created paused, its streams opened, then resumed: no byte of the boot is missed.
+
+Each stream has a connection of its own: a thread blocked in a stream's receive
+holds its connection's I/O, and libvirt 9.0's client did not hand it over to a call
+from another thread (seen: ``virDomainIsActive`` waited forever on the shared
+connection while the stream threads polled).
 """
 
 from __future__ import annotations
@@ -28,14 +33,20 @@ _RECV = 64 * 1024
 class StreamCopy(threading.Thread):
     """Copies one domain stream into a local file until the stream ends."""
 
-    def __init__(self, uri: str, what: str, open_stream: Callable[[Any], None],
+    def __init__(self, uri: str, what: str, open_stream: Callable[[Any, Any], None],
                  path: Path) -> None:
         super().__init__(name=f"libvirt-stream {what}", daemon=True)
         self.what = what
         self.path = path
         self.error = ""
-        self._stream = hosts.connect(uri).newStream(0)
-        open_stream(self._stream)  # raises libvirtError if the domain has no such port
+        libvirt = hosts._libvirt()
+        self._conn = libvirt.open(uri)
+        try:
+            self._stream = self._conn.newStream(0)
+            open_stream(self._stream, self._conn)  # libvirtError: no such port
+        except BaseException:
+            self._conn.close()
+            raise
         path.unlink(missing_ok=True)
         path.touch()
 
@@ -55,6 +66,8 @@ class StreamCopy(threading.Thread):
         finally:
             with contextlib.suppress(libvirt.libvirtError):
                 self._stream.abort()
+            with contextlib.suppress(libvirt.libvirtError):
+                self._conn.close()
 
     def close(self, timeout: float = 5.0) -> None:
         """Wait (bounded) for the copy to end once the domain is gone."""
@@ -66,9 +79,15 @@ class StreamCopy(threading.Thread):
 def open_streams(uri: str, dom: Any, console: Path,
                  channels: list[tuple[Path, str]]) -> list[StreamCopy]:
     """Start copying ``dom``'s console into ``console`` and each (file, port) channel."""
-    copies = [StreamCopy(uri, "console", lambda s: dom.openConsole(None, s, 0), console)]
+    name = dom.name()
+
+    def console_of(stream: Any, conn: Any) -> None:
+        conn.lookupByName(name).openConsole(None, stream, 0)
+
+    copies = [StreamCopy(uri, "console", console_of, console)]
     for path, port in channels:
-        copies.append(StreamCopy(uri, port, lambda s, p=port: dom.openChannel(p, s, 0), path))
+        copies.append(StreamCopy(
+            uri, port, lambda s, c, p=port: c.lookupByName(name).openChannel(p, s, 0), path))
     for c in copies:
         c.start()
     return copies
