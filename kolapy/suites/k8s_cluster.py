@@ -4,7 +4,8 @@ Required tag ``k8s`` (run with ``--tag k8s``).  Two machines on kolapy's private
 cluster network (10.200.0.11 and .12) boot NestOS's recipe
 (:mod:`kolapy.k8s.recipe`, reference flavor), each with its own config
 (``member_ignition``): the master's ``kubeadm init`` and the worker's
-``kubeadm join``, with one bootstrap token in both.  The body waits for each
+``kubeadm join``, with one bootstrap token in both, the run-once units started
+once the boot has finished (``after_boot``).  The body waits for each
 run-once unit on both machines (failing at once if one fails), for both nodes
 to be Ready, then runs an etcd server (a local image) in a pod pinned to the
 worker behind a ClusterIP Service and reads ``/version`` through the Service
@@ -33,6 +34,7 @@ from kolapy.k8s.recipe import (
     REFERENCE,
     K8sCluster,
     Node,
+    after_boot,
     machine_ignition,
     only_if_installed,
     prep_units,
@@ -67,7 +69,9 @@ def member_config(index: int, addresses: tuple[str, ...]) -> Ignition:
         raise ValueError(f"{node.name} is {node.address} in the recipe, "
                          f"{addresses[index]} on the cluster network")
     role = "master" if node is MASTER else "worker"
-    return machine_ignition(CLUSTER, role, node).merge(only_if_installed(CLUSTER, role))
+    return (machine_ignition(CLUSTER, role, node)
+            .merge(only_if_installed(CLUSTER, role))
+            .merge(after_boot(CLUSTER, role)))  # kubeadm's work must not hold up the boot
 
 
 def require_kubernetes(machine: Machine) -> None:

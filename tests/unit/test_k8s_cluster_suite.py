@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from kolapy.k8s.recipe import AFTER_BOOT_UNIT
 from kolapy.machine.cluster import member_addresses, member_configs
 from kolapy.suites import k8s_cluster as suite
 
@@ -40,10 +41,16 @@ def test_the_master_inits_and_the_worker_joins_with_the_same_token() -> None:
     # both on kolapy's cluster network: the worker finds the master there
     assert init["localAPIEndpoint"]["advertiseAddress"] == member_addresses(2)[0]
     assert join["discovery"]["bootstrapToken"]["apiServerEndpoint"] == "10.200.0.11:6443"
-    # every unit of both is guarded, so an image without Kubernetes boots clean
+    # every unit of both is guarded, so an image without Kubernetes boots clean, and
+    # the run-once units start after the boot (the starter has its own conditions)
     for config in (master, worker):
-        for unit in config["systemd"]["units"]:
+        units = {u["name"]: u for u in config["systemd"]["units"]}
+        starter = units.pop(AFTER_BOOT_UNIT)
+        assert "ConditionPathExists=/usr/bin/kubeadm" in starter["contents"]
+        for unit in units.values():
             assert any(d["name"] == "05-kolapy-installed.conf" for d in unit["dropins"]), unit
+        assert any(d["name"] == "06-kolapy-after-boot.conf"
+                   for d in units["set-kernel-para.service"]["dropins"])
     assert member_configs(suite.member_config, 2)[0].to_dict() == master  # the same each time
 
 
