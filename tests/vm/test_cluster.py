@@ -2,7 +2,10 @@
 
 The same two machines also prove per-member configs (``member_ignition``): each reads
 the file its own config wrote, and report.json and each machine's ignition.json show
-which config each member got (no extra boot for it).
+which config each member got (no extra boot for it). Measured 2026-12-02 (TCG, host
+shared with other VM runs): the inner run passed at its first attempt in 168 s (the
+two boots included), the own-configs subtest 0.9 s of it; pytest 355 s with the
+reference image built first (173 s).
 """
 
 from __future__ import annotations
