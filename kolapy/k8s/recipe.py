@@ -73,7 +73,7 @@ KUBELET_DROPIN = "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf"
 INIT_TIMEOUTS = (
     ("controlPlaneComponentHealthCheck", "30m0s"),
     ("kubeletHealthCheck", "15m0s"),
-    ("kubernetesAPICall", "5m0s"),
+    ("kubernetesAPICall", "20m0s"),  # 5m: an emulated apiserver did not answer a POST in time
     ("etcdAPICall", "5m0s"),
 )
 
