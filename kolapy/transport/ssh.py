@@ -139,8 +139,11 @@ class SSHConnection:
         client = paramiko.SSHClient()
         if self.host_key:
             kind, b64 = self.host_key.split()[:2]
+            # paramiko looks a host up as "host" on port 22, "[host]:port" elsewhere
+            # (a libvirt machine on a libvirt network is reached on port 22).
+            name = self.host if self.port == 22 else f"[{self.host}]:{self.port}"
             client.get_host_keys().add(
-                f"[{self.host}]:{self.port}", kind, paramiko.PKey.from_type_string(kind, _b64(b64))
+                name, kind, paramiko.PKey.from_type_string(kind, _b64(b64))
             )
             client.set_missing_host_key_policy(paramiko.RejectPolicy())
         else:
