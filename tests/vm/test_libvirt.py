@@ -8,10 +8,10 @@ runs use pool storage (their volumes must go too), the failing one with two host
 workers, whose machines must land one on each; the cluster uses pool storage, the
 run's NAT network (SSH to the DHCP leases) and the same two hosts, and must stay on one.
 
-CI cost: one boot of the reference image (the basic run, ~ test_run_basic's cost),
-three runs on a blank disk that never boots (the domain runs for a few seconds, then
-the run fails or is interrupted: ~15-30 s each, no boot), and one two-machine cluster
-(two boots at once, in the heavy-vm group): ~5 min in all under CI load.
+CI cost (measured one at a time, host load 4-6): the basic run 114 s (one boot), three
+runs on a blank disk that never boots (the domains run for a few seconds, then the run
+fails or is interrupted: 36 s, 8.5 s, 6.0 s), the two-machine cluster 195 s (two boots
+at once, in the heavy-vm group): ~6 min in all, more under CI load.
 """
 
 from __future__ import annotations
