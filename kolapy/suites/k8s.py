@@ -32,12 +32,16 @@ from kolapy.k8s.recipe import (
     machine_ignition,
     only_if_installed,
     prep_units,
+    stable_bootstrap_token,
     stamp,
 )
 from kolapy.k8s.versions import PINS
 
 # A single machine has no private network: the node's address is its user-mode NIC.
-BOOTSTRAP = K8sCluster(master=Node("k8s-master01", "10.0.2.15"), flavor=REFERENCE)
+# The token is derived, not random: pytest builds this config in the controller and
+# in every xdist worker, and their machine specs (and xdist groups) must be equal.
+BOOTSTRAP = K8sCluster(master=Node("k8s-master01", "10.0.2.15"), flavor=REFERENCE,
+                       token=stable_bootstrap_token("k8s.bootstrap"))
 KUBECTL = f"sudo -n kubectl --kubeconfig={ADMIN_CONF}"
 
 
