@@ -179,7 +179,7 @@ def test_cluster_on_a_private_libvirt_network(tmp_path: Path) -> None:
     networks = [re.findall(r'<source network="([^"]+)"', x) for x in xmls]
     for nets in networks:  # each member: the run's NAT network, then the private one
         assert len(nets) == 2, networks
-        assert re.fullmatch(re.escape(prefix) + r"gw-nat", nets[0]), nets
+        assert re.fullmatch(re.escape(prefix) + r"gw\d*-nat", nets[0]), nets
         assert re.fullmatch(re.escape(prefix) + r"gw-net\d+", nets[1]), nets
     assert networks[0] == networks[1]
     # one host for the cluster, whichever it was
