@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from kolapy.containers.oci import tarinfo
 from kolapy.enums import Arch
 
 #: The name every suite uses for the test image (unambiguous for all three engines).
@@ -29,7 +30,6 @@ APPLETS = (
     "tee", "test", "timeout", "touch", "tr", "true", "uname", "wc", "wget", "whoami",
 )
 
-_EPOCH = 0  # every member's mtime: deterministic layers
 
 
 @dataclass(frozen=True)
@@ -44,12 +44,7 @@ class ImageArchive:
 
 def _add(tar: tarfile.TarFile, name: str, *, data: bytes | None = None, mode: int = 0o644,
          kind: bytes = tarfile.REGTYPE, link: str = "") -> None:
-    info = tarfile.TarInfo(name)
-    info.mtime = _EPOCH
-    info.mode = mode
-    info.type = kind
-    info.uid = info.gid = 0
-    info.uname = info.gname = "root"
+    info = tarinfo(name, kind, mode)
     if kind == tarfile.SYMTYPE:
         info.linkname = link
         tar.addfile(info)

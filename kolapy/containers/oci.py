@@ -123,7 +123,8 @@ def with_parents(entries: Iterable[Entry]) -> list[Entry]:
     return [by_name[name] for name in sorted(by_name)]
 
 
-def _tarinfo(name: str, kind: bytes, mode: int) -> tarfile.TarInfo:
+def tarinfo(name: str, kind: bytes, mode: int) -> tarfile.TarInfo:
+    """A deterministic member header: mtime 0, owned by root (same bytes every build)."""
     info = tarfile.TarInfo(name)
     info.type = kind
     info.mode = mode
@@ -139,13 +140,13 @@ def write_layer(entries: Iterable[Entry], dest: Path) -> str:
     with tarfile.open(dest, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for entry in with_parents(entries):
             if entry.kind == "dir":
-                tar.addfile(_tarinfo(entry.name, tarfile.DIRTYPE, entry.mode))
+                tar.addfile(tarinfo(entry.name, tarfile.DIRTYPE, entry.mode))
             elif entry.kind == "symlink":
-                info = _tarinfo(entry.name, tarfile.SYMTYPE, 0o777)
+                info = tarinfo(entry.name, tarfile.SYMTYPE, 0o777)
                 info.linkname = entry.target
                 tar.addfile(info)
             else:
-                info = _tarinfo(entry.name, tarfile.REGTYPE, entry.mode)
+                info = tarinfo(entry.name, tarfile.REGTYPE, entry.mode)
                 if entry.data is not None:
                     info.size = len(entry.data)
                     tar.addfile(info, io.BytesIO(entry.data))
@@ -227,12 +228,12 @@ def write_oci_archive(
         partial = work / "archive.tar"
         with tarfile.open(partial, mode="w", format=tarfile.PAX_FORMAT) as tar:
             def add_bytes(member: str, data: bytes) -> None:
-                info = _tarinfo(member, tarfile.REGTYPE, 0o644)
+                info = tarinfo(member, tarfile.REGTYPE, 0o644)
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))
 
             for d in ("blobs", "blobs/sha256"):
-                tar.addfile(_tarinfo(d, tarfile.DIRTYPE, 0o755))
+                tar.addfile(tarinfo(d, tarfile.DIRTYPE, 0o755))
             add_bytes("oci-layout", _json_blob({"imageLayoutVersion": "1.0.0"}))
             add_bytes("index.json", _json_blob(index))
             blobs: dict[str, tuple[bytes | None, Path | None]] = {
@@ -248,7 +249,7 @@ def write_oci_archive(
                     add_bytes(member, data)
                 else:
                     assert path is not None
-                    info = _tarinfo(member, tarfile.REGTYPE, 0o644)
+                    info = tarinfo(member, tarfile.REGTYPE, 0o644)
                     info.size = path.stat().st_size
                     with path.open("rb") as f:
                         tar.addfile(info, f)
