@@ -70,6 +70,7 @@ class QemuMachine(Machine):
     libvirt machine on a libvirt network has its DHCP lease and port 22."""
     _incoming: str | None = None
     _reservation: Any = None
+    _pre: Any = None  # the preflight result of the first launch (a power cycle reuses it)
     on_memory_wait: Any = None
     """``fn(waiting, need_mib, free_mib)``: called with True when the start has to wait
     for host memory, and with False once it got it (:mod:`kolapy.machine.memory`)."""
@@ -248,9 +249,65 @@ class QemuMachine(Machine):
                         f"console tail:\n{self._console.tail(20)}")
                 time.sleep(0.5)
 
-    def _launch(self, pre: Any) -> None:
+    def wait_for_exit(self, timeout: float | None = None) -> float:
+        """Wait until QEMU exits by itself and return the seconds waited: a ``no_reboot``
+        machine's guest rebooted (or powered off).  ``timeout`` is a base value (scaled).
+
+        Raises :class:`BootError` if QEMU exits with an error (a crash, not the guest's
+        reboot), :class:`EmergencyError` on a lost boot, :class:`TimeoutExpired` if it
+        still runs after the timeout (it is left running: :meth:`stop` ends it)."""
+        proc = self._proc
+        if proc is None:
+            raise BootError(f"{self.name}: not started")
+        total = self.scaled(timeout or READY_TIMEOUT)
+        start = time.monotonic()
+        with timed(f"{self.name}: waiting for QEMU to exit (the guest's reboot)"):
+            while (rc := proc.poll()) is None:
+                self._watch.check()
+                if time.monotonic() - start > total:
+                    raise TimeoutExpired(
+                        f"{self.name}: QEMU still running {total:.0f}s later (no reboot)\n"
+                        f"console tail:\n{self._console.tail(20)}")
+                time.sleep(0.5)
+        if rc != 0:
+            self.check_alive()  # raises BootError with QEMU's stderr and the console tail
+        return time.monotonic() - start
+
+    def power_cycle(self, spec: MachineSpec | None = None) -> None:
+        """Start QEMU again on the same disks, a cold start as after a power cycle.
+
+        The running QEMU, if any, is ended first (hard: no power-down).  ``spec`` replaces
+        the machine's spec (e.g. ``boot_media="iso-ejected"``: the ISO taken out).  The
+        overlay, UEFI variables, console, journal and virtio port files are kept and
+        appended to; the next boot's logs are sliced as after a reboot.  SSH gets a new
+        host port: call :meth:`wait_ready` (or wait for a port) afterwards.
+        """
+        if self._proc is None:
+            raise InfraError(f"{self.name}: not started")
+        if self._stopped:
+            raise InfraError(f"{self.name}: stopped")
+        if self._ssh is not None:
+            self._ssh.close()
+            self._ssh = None
+        rc = process.terminate(self._proc)
+        self._proc = None
+        for sock in (self._paths.qmp_socket, self._paths.console_socket):
+            sock.unlink(missing_ok=True)  # the last QEMU's: QMP must not be waited for there
+        log.info("%s: power cycle (QEMU exited with %s)", self.name, rc)
+        if spec is not None:
+            self.spec = spec
+        self._was_ready = False
+        mark = self.log_mark()
+        self._journal_since = mark.journal_offset
+        self._boot_starts.append(mark)
+        self._launch(self._pre, since=mark)  # the inputs were checked by the first start
+
+    def _launch(self, pre: Any, since: LogMark | None = None) -> None:
+        """Start QEMU.  ``since``: a power cycle's, whose log files are kept (the boot
+        begins at these offsets); otherwise the logs start empty."""
         from kolapy.machine.memory import admit
 
+        self._pre = pre
         if self._reservation is None:  # wait until the host has the memory for this guest
             notify = self.on_memory_wait
             self._reservation = admit(
@@ -266,7 +323,8 @@ class QemuMachine(Machine):
                               pre.firmware, incoming=self._incoming)
             self._argv = cmd.argv()
             for f in (self._paths.console_log, self._paths.journal, self._paths.emergency_journal):
-                f.unlink(missing_ok=True)
+                if since is None:
+                    f.unlink(missing_ok=True)
             log.info("%s: launching %s", self.name, " ".join(self._argv))
             try:
                 self._proc = process.launch(self._argv, stderr=self._paths.qemu_stderr,
@@ -274,7 +332,7 @@ class QemuMachine(Machine):
             except OSError as exc:
                 raise BootError(f"{self.name}: cannot run {self._argv[0]}: {exc}") from exc
             if self._wait_qmp():
-                self._watch.console_since = 0
+                self._watch.console_since = since.console_offset if since else 0
                 self._reservation.set_pid(self._proc.pid)
                 return
             last_err = self._stderr()
@@ -385,8 +443,11 @@ class QemuMachine(Machine):
         if self._proc is None:
             raise BootError(f"{self.name}: not started")
         if self._proc.poll() is not None:
+            why = ""
+            if self.spec.no_reboot and self._proc.returncode == 0:
+                why = " (-no-reboot: the guest rebooted or powered off)"
             raise BootError(
-                f"{self.name}: QEMU exited with code {self._proc.returncode}: "
+                f"{self.name}: QEMU exited with code {self._proc.returncode}{why}: "
                 f"{self._stderr().strip() or 'no output'}\n"
                 f"console tail:\n{self._console.tail(20)}"
             )

@@ -130,16 +130,18 @@ class QemuCommand:
             f"hostfwd=tcp:127.0.0.1:{self.ssh_port}-:22{guestfwd_options(p.sockdir)}",
             *self._extra_nic_args(),
             # The log file always has everything; the socket allows interactive pexpect.
+            # Every file is appended to: a power-cycled machine's next QEMU continues it
+            # (a first launch starts from removed files).
             "-chardev",
             f"socket,id=con0,path={p.console_socket},server=on,wait=off,"
             f"logfile={p.console_log},logappend=on",
             "-serial", "chardev:con0",
             "-device", "virtio-serial-pci,id=vserial0",
-            "-chardev", f"file,id=ignjournal,path={p.emergency_journal}",
+            "-chardev", f"file,id=ignjournal,path={p.emergency_journal},append=on",
             "-device",
             "virtserialport,bus=vserial0.0,chardev=ignjournal,"
             f"name={get_distro(spec.distro).journal_port}",
-            "-chardev", f"file,id=journal,path={p.journal}",
+            "-chardev", f"file,id=journal,path={p.journal},append=on",
             "-device",
             f"virtserialport,bus=vserial0.0,chardev=journal,name={HARNESS_JOURNAL_PORT}",
             *self._iso_port_args(),
@@ -147,6 +149,8 @@ class QemuCommand:
             "-chardev", f"socket,id=qmp0,path={p.qmp_socket},server=on,wait=off",
             "-mon", "chardev=qmp0,mode=control",
         ]
+        if spec.no_reboot:
+            args.append("-no-reboot")
         if self.incoming:
             args += ["-incoming", self.incoming]
         return args
@@ -158,7 +162,7 @@ class QemuCommand:
         return 2 if self.spec.boot_media == "iso-as-disk" else 1
 
     def _iso_args(self) -> list[str]:
-        if not self.spec.is_iso:
+        if not self.spec.iso_attached:
             return []
         iso = self.paths.live_iso
         if self.spec.boot_media == "iso-as-disk":
@@ -175,7 +179,8 @@ class QemuCommand:
             return []
         args: list[str] = []
         for i, port in enumerate(ISO_PORTS):
-            args += ["-chardev", f"file,id=isoport{i},path={self.paths.port_file(port)}",
+            args += ["-chardev", f"file,id=isoport{i},path={self.paths.port_file(port)},"
+                              "append=on",
                      "-device", f"virtserialport,bus=vserial0.0,chardev=isoport{i},name={port}"]
         return args
 

@@ -55,7 +55,13 @@ class MachineSpec:
     ``iso``: ``image`` is a live ISO, booted as a CD-ROM from a private copy with the
     machine's config embedded (:mod:`kolapy.iso.media`); ``iso-as-disk``: the same
     copy attached as a disk (El Torito disabled, as kola's iso-as-disk).  ISO machines
-    also get a blank ``disk0`` of ``disk_size_gib`` (default 12 GiB) to install to."""
+    also get a blank ``disk0`` of ``disk_size_gib`` (default 12 GiB) to install to.
+    ``iso-ejected``: an ISO machine after its install, its ISO taken out: ``disk0``
+    boots, the virtio ports stay (:meth:`QemuMachine.power_cycle` switches to it)."""
+    no_reboot: bool = False
+    """QEMU exits when the guest reboots (``-no-reboot``) instead of resetting it in
+    the same process: a live ISO install ends so, then the installed disk gets a cold
+    start (:func:`kolapy.iso.scenarios.run_install`)."""
     embed_config: bool = True
     """ISO machines: embed the machine's Ignition config (False: boot the ISO without
     one, e.g. the live ISO's autologin mode; such a machine has no SSH)."""
@@ -65,3 +71,8 @@ class MachineSpec:
     def is_iso(self) -> bool:
         """True when ``image`` is a live ISO."""
         return self.boot_media != "disk"
+
+    @property
+    def iso_attached(self) -> bool:
+        """True when the live ISO is attached (as a CD-ROM or as a disk)."""
+        return self.boot_media in ("iso", "iso-as-disk")

@@ -5,7 +5,9 @@ live ISO, built on first use).
 Selected by name (``kolapy run 'iso.*'``) or ``--tag iso``, never by a plain run
 (``required_tag``).  Each scenario boots one fresh machine (a blank 12 GiB disk0,
 the ISO as a virtio-scsi CD-ROM or as a disk) and follows its progress on the
-``testisocompletion`` port, as nestos-assembler's testiso does.  The firmware is
+``testisocompletion`` port, as nestos-assembler's testiso does; the install
+scenarios' installer reboot ends QEMU (``-no-reboot``) and the installed disk boots
+in a new QEMU without the ISO (:func:`kolapy.iso.scenarios.run_install`).  The firmware is
 the run's (``--firmware uefi`` for the UEFI variants).  Timings go to
 ``<output-dir>/<test>/timings.json``.  Each scenario fails if the ISO's sha256
 changed (machines boot private copies).
@@ -134,7 +136,7 @@ def _install(request: pytest.FixtureRequest, iso_machine: Any, name: str,
         console = f"{load_platform(cfg.arch).console},115200n8"
         live, _ = scenarios.install_configs(distro=cfg.distro, ssh_key=iso_machine.ssh_key,
                                             host_key=host, console=console, offline=offline)
-        m = iso_machine(ignition=live, disk_size_gib=12.0)
+        m = iso_machine(ignition=live, disk_size_gib=12.0, no_reboot=True)
         m.host_key = host
         _record(request, name, scenarios.run_install(m))
     finally:

@@ -76,8 +76,8 @@ def test_journal_ports_per_distro():
     assert "name=com.nestos.ignition.journal" in devices
     assert "name=kolapy.journal" in devices
     chardevs = _values(argv, "-chardev")
-    assert f"file,id=ignjournal,path={WORK}/ignition-journal.json" in chardevs
-    assert f"file,id=journal,path={WORK}/journal.json" in chardevs
+    assert f"file,id=ignjournal,path={WORK}/ignition-journal.json,append=on" in chardevs
+    assert f"file,id=journal,path={WORK}/journal.json,append=on" in chardevs
     fcos = " ".join(_values(_argv(MachineSpec(image=Path("/i"), distro="fcos")), "-device"))
     assert "name=com.coreos.ignition.journal" in fcos
 

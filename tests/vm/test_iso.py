@@ -99,7 +99,7 @@ def test_iso_install(ref_iso: Path, iso_checksum: str, tmp_path: Path) -> None:
     # proves the real live initramfs applied a config `kolapy iso ignition embed` wrote.
     iso = _cli_embed(ref_iso, iso_checksum, live.to_json().encode(), tmp_path)
     spec = MachineSpec(image=iso, boot_media="iso", embed_config=False, disk_size_gib=12.0,
-                       name="install")
+                       no_reboot=True, name="install")
     m = QemuMachine(spec, workdir=tmp_path / "m", ssh_key=key)
     m.host_key = host
     try:
