@@ -244,3 +244,13 @@ def test_no_reboot_within_the_timeout(stub_machine: Any,
     with pytest.raises(TimeoutExpired, match="still running"):
         m.wait_for_exit(1)
     assert m.is_running()  # left to stop(), which the fixture checks ends it
+
+
+def test_qemu_exit_before_the_live_system_signals_fails_the_live_phase(
+        stub_machine: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    m, pre, _ = stub_machine
+    monkeypatch.setenv("STUB_REBOOT_AFTER", "0.5")
+    m._launch(pre)
+    with pytest.raises(BootError, match=r"QEMU exited with code 0 \(-no-reboot: the guest "
+                                        r"rebooted or powered off\)"):
+        m.wait_for_port(scenarios.COMPLETION_PORT, scenarios.LIVE_OK, 10)
