@@ -118,6 +118,15 @@ class LibvirtMachine(QemuMachine):
                 self._upload(pre)
             self._create_domain(pre)
 
+    def wait_for_exit(self, timeout: float | None = None) -> float:
+        """Not for domains: libvirt restarts the guest on its reboot (``on_reboot``)."""
+        raise InfraError(f"{self.name}: waiting for QEMU's exit on a guest reboot (a live "
+                         "ISO install's cold start) is not implemented for libvirt")
+
+    def power_cycle(self, spec: MachineSpec | None = None) -> None:
+        """Not for domains (the live ISO install's cold start is QEMU-only)."""
+        raise InfraError(f"{self.name}: power_cycle is not implemented for libvirt")
+
     def _upload(self, pre: Any) -> None:
         """Pool storage: every file the domain reads becomes a volume on its host."""
         from kolapy.machine.preflight import require_qemu_img

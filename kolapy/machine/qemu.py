@@ -327,8 +327,12 @@ class QemuMachine(Machine):
                     f.unlink(missing_ok=True)
             log.info("%s: launching %s", self.name, " ".join(self._argv))
             try:
-                self._proc = process.launch(self._argv, stderr=self._paths.qemu_stderr,
-                                            cwd=self.workdir)
+                if since is None:
+                    self._proc = process.launch(self._argv, stderr=self._paths.qemu_stderr,
+                                                cwd=self.workdir)
+                else:  # keep the last QEMU's stderr too
+                    with self._paths.qemu_stderr.open("ab") as err:
+                        self._proc = process.launch(self._argv, stderr=err, cwd=self.workdir)
             except OSError as exc:
                 raise BootError(f"{self.name}: cannot run {self._argv[0]}: {exc}") from exc
             if self._wait_qmp():

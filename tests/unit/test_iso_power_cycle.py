@@ -138,6 +138,7 @@ _STUB = textwrap.dedent('''\
     argv = sys.argv[1:]
     with open(os.environ["STUB_LOG"], "a") as f:
         f.write(json.dumps(argv) + "\\n")
+    print("stub QEMU started", file=sys.stderr, flush=True)
     qmp = next(a for a in argv if a.startswith("socket,id=qmp0,"))
     path = qmp.split("path=", 1)[1].split(",", 1)[0]
     srv = socket.socket(socket.AF_UNIX)
@@ -223,6 +224,7 @@ def test_power_cycle_after_the_guests_reboot(stub_machine: Any) -> None:
     mark = len("live system\nreboot: Restarting system\n")
     assert m._boot_starts[-1].console_offset == mark
     assert m._watch.console_since == mark
+    assert m.paths.qemu_stderr.read_text().count("stub QEMU started") == 2  # both kept
     m.stop(graceful=False)
     assert not m.is_running()
 
