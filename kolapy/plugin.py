@@ -16,6 +16,7 @@ import pytest
 
 from kolapy.errors import BadInputError
 from kolapy.hostsvc.fixtures import host_http, host_registry  # noqa: F401 (fixtures)
+from kolapy.machine import process
 from kolapy.options import OPTIONS, PYTEST_ONLY
 from kolapy.report.collector import INFRA, KEY_ERROR_KIND, KEY_NAME, KEY_PARENT
 from kolapy.report.crashed import KEY_PLAN_NAMES, never_ran_report, plan_names
@@ -83,12 +84,19 @@ def pytest_configure(config: pytest.Config) -> None:
             config.pluginmanager.register(live, "kolapy-live")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(session), "kolapy-xdist")
-    # SIGTERM must tear down like Ctrl-C so every machine is stopped.
+    # SIGTERM must tear down like Ctrl-C so every machine is stopped; both (and the
+    # SIGINT xdist's execnet sends a worker it stops) mark the run interrupted, so
+    # machines are killed, not powered down, and their artifacts are written in time.
     if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
-        signal.signal(signal.SIGTERM, _sigterm)
+        signal.signal(signal.SIGTERM, _interrupt)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _interrupt)
 
 
-def _sigterm(signum: int, frame: Any) -> None:
+def _interrupt(signum: int, frame: Any) -> None:
+    process.mark_interrupted()
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
     raise KeyboardInterrupt(f"signal {signum}")
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from kolapy.config import RunConfig
 from kolapy.errors import BootError, InfraError
+from kolapy.machine import process
 from kolapy.machine.cluster import Cluster
 from kolapy.machine.privnet import Hub
 from kolapy.machine.spec import MachineSpec
@@ -291,7 +292,10 @@ class MachinePool:
             return
         self._event("stopping", machine)  # the timeline's stop segment starts here
         try:
-            machine.stop()
+            if process.interrupted():  # no power-down wait: every machine must stop in time
+                machine.stop(graceful=False)
+            else:
+                machine.stop()
         finally:
             self._event("stopped", machine)
             self._write_artifacts(machine)

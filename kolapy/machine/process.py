@@ -32,6 +32,22 @@ _PR_SET_PDEATHSIG = 1
 _prctl = ctypes.CDLL(None, use_errno=True).prctl
 _live: dict[int, subprocess.Popen[bytes]] = {}
 _lock = threading.Lock()
+_interrupted = threading.Event()
+
+
+def mark_interrupted() -> None:
+    """Note that the run is being interrupted (Ctrl-C, SIGTERM, xdist's SIGINT to a worker).
+
+    Machines stopped from then on are killed at once instead of powered down, so
+    every one of them is stopped and its artifacts written before a worker's
+    grace runs out (execnet kills a worker 15 s after it asks it to stop).
+    """
+    _interrupted.set()
+
+
+def interrupted() -> bool:
+    """Whether :func:`mark_interrupted` was called in this process."""
+    return _interrupted.is_set()
 
 
 def _child_setup(parent_pid: int) -> None:
@@ -131,6 +147,7 @@ def install_signal_handlers(signals: Sequence[int] = (signal.SIGTERM, signal.SIG
 
 
 def _on_signal(signum: int, frame: object) -> None:
+    mark_interrupted()
     kill_all()
     raise KeyboardInterrupt(f"signal {signum}")
 

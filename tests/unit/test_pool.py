@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 
 from kolapy.config import RunConfig
 from kolapy.errors import BootError
+from kolapy.machine import process
 from kolapy.machine.spec import MachineSpec
 from kolapy.pool import MachinePool
 
@@ -84,3 +86,27 @@ def test_close_stops_everything(tmp_path: Path) -> None:
     machines = [pool.acquire(k, SPEC, k) for k in ("a", "b")]
     pool.close()
     assert all(m.stopped for m in machines)
+
+
+class GracefulMachine(FakeMachine):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.graceful: bool | None = None
+
+    def stop(self, graceful: bool = True) -> None:  # type: ignore[override]
+        self.stopped, self.graceful = True, graceful
+
+
+def test_interrupted_run_kills_machines_and_keeps_their_artifacts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pool = FakePool(RunConfig(), tmp_path)
+    calm, hurried = GracefulMachine("calm"), GracefulMachine("hurried")
+    for m in (calm, hurried):
+        m.artifact_dir = tmp_path / "t" / m.name  # type: ignore[attr-defined]
+    pool.stop(calm)
+    assert calm.graceful is True
+    monkeypatch.setattr(process, "_interrupted", threading.Event())  # this process only
+    process.mark_interrupted()
+    pool.stop(hurried)
+    assert hurried.graceful is False  # no power-down wait: the worker's grace is short
+    assert hurried.artifacts == tmp_path / "t" / "hurried"
