@@ -31,8 +31,8 @@ from the pinned Kubernetes; the same fields in v1beta4's shape); kolapy
 generates the bootstrap token and puts it in the master's InitConfiguration
 (the document reads it from ``kubeadm token list`` by hand); kubeadm init's
 and join's timeouts are stretched for emulation (``INIT_TIMEOUTS``,
-``JOIN_TIMEOUTS``); ``join-cluster`` waits until the master serves
-cluster-info before it runs kubeadm join (machines boot together); each node's
+``JOIN_TIMEOUTS``); ``join-cluster`` waits until the master takes the
+bootstrap token before it runs kubeadm join (machines boot together); each node's
 kubelet gets ``node-ip`` (kolapy's machines all have 10.0.2.15 on their SSH
 NIC, the cluster network is the second NIC); the harness configures users,
 SSH keys and the private network address itself (no ``passwd`` or
@@ -65,6 +65,7 @@ ADMIN_CONF = "/etc/kubernetes/admin.conf"
 KUBELET_CONF = "/etc/kubernetes/kubelet.conf"
 INIT_CONFIG = "/root/init-config.yaml"
 JOIN_CONFIG = "/root/join-config.yaml"
+WAIT_MASTER_SCRIPT = "/root/wait-for-master.sh"
 SYSCTL_CONF = "/etc/sysctl.d/kubernetes.conf"
 KUBELET_DROPIN = "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf"
 
@@ -78,7 +79,7 @@ INIT_TIMEOUTS = (
 )
 
 # kubeadm join's waits after discovery (the document's discovery timeout, 5 min,
-# stays: join-cluster starts discovery only once the master publishes cluster-info).
+# stays: join-cluster starts discovery only once the master takes the token).
 JOIN_TIMEOUTS = (
     ("discovery", "5m0s"),
     ("tlsBootstrap", "15m0s"),
@@ -380,6 +381,26 @@ def join_configuration(cluster: K8sCluster, worker: Node) -> dict[str, Any]:
     }
 
 
+def wait_for_master_script(cluster: K8sCluster) -> str:
+    """A worker's wait until the master's API server takes the cluster's bootstrap token.
+
+    The token authenticates from kubeadm init's bootstrap-token phase on, the phase
+    that also publishes cluster-info, so kubeadm join's discovery can start then.
+    The token also keeps kubectl from prompting for a user name (an anonymous
+    kubectl does, and fails on a unit's empty stdin); ``/readyz`` is allowed to
+    every authenticated user.  Root-only: it holds the token.
+    """
+    return (
+        "#!/bin/sh\n"
+        "# kolapy: wait until the master accepts this cluster's bootstrap token\n"
+        f"until kubectl --server=https://{cluster.endpoint} --insecure-skip-tls-verify \\\n"
+        f"    --request-timeout=10s --token={cluster.token} get --raw /readyz \\\n"
+        "    </dev/null >/dev/null 2>&1; do\n"
+        "  sleep 10\n"
+        "done\n"
+    )
+
+
 def to_yaml(documents: list[dict[str, Any]]) -> str:
     return yaml.safe_dump_all(documents, sort_keys=False, default_flow_style=False)
 
@@ -616,15 +637,10 @@ def run_once_units(cluster: K8sCluster, role: str, node: Node) -> dict[str, str]
         )
     else:
         # kolapy boots a cluster's machines together, and the master's init takes
-        # many minutes under emulation: wait for it to publish cluster-info (anonymous
-        # read, allowed from kubeadm init's bootstrap-token phase on) before kubeadm
-        # join starts its 5-minute discovery.
+        # many minutes under emulation: wait for the master (wait_for_master_script)
+        # before kubeadm join starts its 5-minute discovery.
         body = [
-            "ExecStartPre=/bin/sh -c 'until kubectl "
-            f"--server=https://{cluster.endpoint} --insecure-skip-tls-verify "
-            "--request-timeout=10s get --raw "
-            "/api/v1/namespaces/kube-public/configmaps/cluster-info >/dev/null 2>&1; "
-            "do sleep 10; done'",
+            f"ExecStartPre=/bin/sh {WAIT_MASTER_SCRIPT}",
             f"ExecStart=kubeadm join --config={JOIN_CONFIG}",
         ]
         if flavor is not NESTOS:
@@ -672,6 +688,7 @@ def machine_ignition(cluster: K8sCluster, role: str, node: Node | None = None) -
     else:
         assert node is not None
         ign.add_file(JOIN_CONFIG, to_yaml([join_configuration(cluster, node)]))
+        ign.add_file(WAIT_MASTER_SCRIPT, wait_for_master_script(cluster), mode=0o700)
     ign.add_unit("kubelet.service", KUBELET_UNIT, enabled=True)
     for name, contents in {**run_once_units(cluster, role, node),
                            **pod_network_units(cluster)}.items():
