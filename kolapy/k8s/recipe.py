@@ -455,8 +455,13 @@ POD_ROUTES_UNIT = "kolapy-pod-routes"
 POD_ROUTES_SCRIPT = "/root/pod-routes.sh"
 
 
-def pod_routes_script(node: Node, kubeconfig: str) -> str:
+def pod_routes_script(node: Node, kubeconfig: str, service_cidr: str) -> str:
     """Route every other node's podCIDR via its address on the cluster network.
+
+    First it routes the Service network out of the cluster NIC: kolapy's machines
+    have no default route (no internet), and a node's own connection to a
+    ClusterIP needs a route before kube-proxy's rules rewrite its destination
+    (pods need none: their packets are rewritten as they enter the node).
 
     The bridge CNI only reaches pods of its own node; this is the rest of the
     reference flavor's pod network (Calico does it on NestOS).  It waits for the
@@ -473,6 +478,10 @@ def pod_routes_script(node: Node, kubeconfig: str) -> str:
         "# kolapy: routes to the other nodes' pod networks, over the cluster network\n"
         f"export KUBECONFIG={kubeconfig}\n"
         f"self={node.address}\n"
+        "until dev=$(ip -o -4 addr show to \"$self\" 2>/dev/null | awk '{print $2; exit}') && "
+        '[ -n "$dev" ]; do sleep 2; done\n'
+        f'ip route replace {service_cidr} dev "$dev" src "$self" && '
+        f'echo "route {service_cidr} dev $dev"\n'
         'until [ -s "$KUBECONFIG" ] && kubectl get nodes >/dev/null 2>&1; do sleep 5; done\n'
         f"kubectl get nodes --watch -o jsonpath='{jsonpath}' |\n"
         "while read -r cidr via; do\n"
@@ -682,7 +691,7 @@ def machine_ignition(cluster: K8sCluster, role: str, node: Node | None = None) -
         ign.add_file("/root/load_images.sh", load_images_script())
         kubeconfig = ADMIN_CONF if role == "master" else KUBELET_CONF
         ign.add_file("/root/install-cni.sh", bridge_cni_script(kubeconfig))
-        ign.add_file(POD_ROUTES_SCRIPT, pod_routes_script(node, kubeconfig))
+        ign.add_file(POD_ROUTES_SCRIPT, pod_routes_script(node, kubeconfig, cluster.service_cidr))
     if role == "master":
         ign.add_file(INIT_CONFIG, to_yaml(init_configuration(cluster)))
     else:

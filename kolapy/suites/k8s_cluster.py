@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 from kolapy import Machine, kola
+from kolapy.containers.guest import http_get
 from kolapy.ignition import Ignition
 from kolapy.k8s.recipe import (
     ADMIN_CONF,
@@ -164,6 +165,6 @@ def test_cluster(cluster: Cluster, progress: Callable[..., None]) -> None:
     cluster_ip = master.succeed(
         f"{KUBECTL} get service {SERVER} -o jsonpath='{{.spec.clusterIP}}'").strip()
     reply = master.wait_until_succeeds(
-        f"busybox wget -q -T 10 -O - http://{cluster_ip}:{CLIENT_PORT}/version", 5 * 60, 30)
+        http_get(f"http://{cluster_ip}:{CLIENT_PORT}/version"), 5 * 60, 30)
     assert json.loads(reply)["etcdserver"] == PINS.etcd.removeprefix("v"), reply
     phase(f"Service {cluster_ip}:{CLIENT_PORT} reached from the master", master)

@@ -450,7 +450,11 @@ def test_pod_routes_script_routes_the_other_nodes_pod_cidrs(tmp_path: Path) -> N
         f'printf "%s\\n" "kubectl $*" >> {calls}\n'
         '[ "$3" = "--watch" ] || exit 0\n'
         "printf '10.100.0.0/24 10.200.0.11\\n10.100.1.0/24 10.200.0.12\\n 10.200.0.13\\n'\n")
-    (bin_dir / "ip").write_text(f'#!/bin/sh\necho "ip $*" >> {calls}\n')
+    (bin_dir / "ip").write_text(
+        "#!/bin/sh\n"
+        f'echo "ip $*" >> {calls}\n'
+        '[ "$3" = addr ] && echo "3: ens4    inet 10.200.0.12/24 scope global ens4"\n'
+        "exit 0\n")
     for tool in ("kubectl", "ip"):
         (bin_dir / tool).chmod(0o755)
     kubeconfig = tmp_path / "kubelet.conf"
@@ -459,12 +463,17 @@ def test_pod_routes_script_routes_the_other_nodes_pod_cidrs(tmp_path: Path) -> N
     proc = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30,
                           env={"PATH": f"{bin_dir}:/usr/bin:/bin"})
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == "route 10.100.0.0/24 via 10.200.0.11\n"
+    assert proc.stdout == ("route 10.96.0.0/16 dev ens4\n"
+                           "route 10.100.0.0/24 via 10.200.0.11\n")
     lines = calls.read_text().splitlines()
-    assert lines[0] == "kubectl get nodes"  # the API server answers first
-    assert lines[1].startswith("kubectl get nodes --watch -o jsonpath=")
-    assert '{.status.addresses[?(@.type=="InternalIP")].address}' in lines[1]
-    assert lines[2:] == ["ip route replace 10.100.0.0/24 via 10.200.0.11"]
+    # no default route on kolapy's machines: the Service network goes out of the
+    # cluster NIC, so the node's own connections to ClusterIPs reach kube-proxy
+    assert lines[:2] == ["ip -o -4 addr show to 10.200.0.12",
+                         "ip route replace 10.96.0.0/16 dev ens4 src 10.200.0.12"]
+    assert lines[2] == "kubectl get nodes"  # the API server answers first
+    assert lines[3].startswith("kubectl get nodes --watch -o jsonpath=")
+    assert '{.status.addresses[?(@.type=="InternalIP")].address}' in lines[3]
+    assert lines[4:] == ["ip route replace 10.100.0.0/24 via 10.200.0.11"]
 
 
 def test_stable_token_is_a_token_and_the_same_for_a_seed() -> None:
