@@ -19,12 +19,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import pytest
-
 from kolapy import Machine, kola
+from kolapy.k8s.guest import require_kubernetes, wait_unit
 from kolapy.k8s.recipe import (
     ADMIN_CONF,
-    NODE_BINARIES,
     REFERENCE,
     K8sCluster,
     Node,
@@ -33,7 +31,6 @@ from kolapy.k8s.recipe import (
     only_if_installed,
     prep_units,
     stable_bootstrap_token,
-    stamp,
 )
 from kolapy.k8s.versions import PINS
 
@@ -43,19 +40,6 @@ from kolapy.k8s.versions import PINS
 BOOTSTRAP = K8sCluster(master=Node("k8s-master01", "10.0.2.15"), flavor=REFERENCE,
                        token=stable_bootstrap_token("k8s.bootstrap"))
 KUBECTL = f"sudo -n kubectl --kubeconfig={ADMIN_CONF}"
-
-
-def require_kubernetes(machine: Machine) -> None:
-    missing = [p for p in NODE_BINARIES if machine.run(f"test -x {p}").failed]
-    if missing:
-        pytest.skip(f"{', '.join(missing)} not in the image (the K8S variant of the "
-                    "reference image, or a NestOS image with Kubernetes)")
-
-
-def wait_unit(machine: Machine, unit: str, timeout: float) -> None:
-    """Wait for a run-once unit to finish and leave its stamp (fails at once if it failed)."""
-    machine.wait_for_unit(f"{unit}.service", timeout=timeout)
-    machine.succeed(f"test -e {stamp(unit)}")
 
 
 @kola(

@@ -24,14 +24,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import pytest
-
 from kolapy import Machine, kola
 from kolapy.containers.guest import http_get
 from kolapy.ignition import Ignition
+from kolapy.k8s.guest import require_kubernetes, wait_unit
 from kolapy.k8s.recipe import (
     ADMIN_CONF,
-    NODE_BINARIES,
     REFERENCE,
     K8sCluster,
     Node,
@@ -40,7 +38,6 @@ from kolapy.k8s.recipe import (
     only_if_installed,
     prep_units,
     stable_bootstrap_token,
-    stamp,
 )
 from kolapy.k8s.versions import PINS
 from kolapy.machine.cluster import Cluster, member_addresses
@@ -73,19 +70,6 @@ def member_config(index: int, addresses: tuple[str, ...]) -> Ignition:
     return (machine_ignition(CLUSTER, role, node)
             .merge(only_if_installed(CLUSTER, role))
             .merge(after_boot(CLUSTER, role)))  # kubeadm's work must not hold up the boot
-
-
-def require_kubernetes(machine: Machine) -> None:
-    missing = [p for p in NODE_BINARIES if machine.run(f"test -x {p}").failed]
-    if missing:
-        pytest.skip(f"{', '.join(missing)} not in the image (the K8S variant of the "
-                    "reference image, or a NestOS image with Kubernetes)")
-
-
-def wait_unit(machine: Machine, unit: str) -> None:
-    """Wait for a run-once unit to finish and leave its stamp (fails at once if it failed)."""
-    machine.wait_for_unit(f"{unit}.service", timeout=UNIT_TIMEOUT)
-    machine.succeed(f"test -e {stamp(unit)}")
 
 
 def server_manifest() -> dict[str, Any]:
@@ -136,10 +120,10 @@ def test_cluster(cluster: Cluster, progress: Callable[..., None]) -> None:
         progress(f"k8s: {what} after {time.monotonic() - started:.0f} s", machine)
 
     for unit in (*prep_units(REFERENCE), "init-cluster", "install-cni-plugin"):
-        wait_unit(master, unit)
+        wait_unit(master, unit, UNIT_TIMEOUT)
         phase(f"master {unit} done", master)
     for unit in (*prep_units(REFERENCE), "join-cluster"):
-        wait_unit(worker, unit)
+        wait_unit(worker, unit, UNIT_TIMEOUT)
         phase(f"worker {unit} done", worker)
     phase("worker joined", worker)
     for node in (MASTER, WORKER):
