@@ -132,7 +132,9 @@ def test_cluster(cluster: Cluster, progress: Callable[..., None]) -> None:
     phase("both nodes Ready", master)
 
     manifest = shlex.quote(json.dumps(server_manifest()))
-    master.succeed(f"echo {manifest} | {KUBECTL} apply -f -")
+    # apply is idempotent: retried, as its schema fetch (/openapi/v2) can time out on a
+    # busy emulated API server (seen: 32 s, with three guests on two host cores)
+    master.wait_until_succeeds(f"echo {manifest} | {KUBECTL} apply -f -", 10 * 60, 120)
     master.wait_until_succeeds(
         f"{KUBECTL} wait --for=condition=Ready pod/{SERVER} --timeout=50s", 15 * 60, 60)
     pod = json.loads(master.succeed(f"{KUBECTL} get pod {SERVER} -o json"))
