@@ -31,7 +31,9 @@ from the pinned Kubernetes; the same fields in v1beta4's shape); kolapy
 generates the bootstrap token and puts it in the master's InitConfiguration
 (the document reads it from ``kubeadm token list`` by hand); kubeadm init's
 and join's timeouts are stretched for emulation (``INIT_TIMEOUTS``,
-``JOIN_TIMEOUTS``); ``join-cluster`` waits until the master takes the
+``JOIN_TIMEOUTS``); the controller manager and the scheduler of the one
+control-plane node run without leader election (``SINGLE_MASTER_ARGS``);
+``join-cluster`` waits until the master takes the
 bootstrap token before it runs kubeadm join (machines boot together); each node's
 kubelet gets ``node-ip`` (kolapy's machines all have 10.0.2.15 on their SSH
 NIC, the cluster network is the second NIC); the harness configures users,
@@ -86,6 +88,13 @@ JOIN_TIMEOUTS = (
     ("kubeletHealthCheck", "15m0s"),
     ("kubernetesAPICall", "5m0s"),
 )
+
+# The cluster has one control-plane node, so the controller manager and the
+# scheduler need no leader election.  With it, an emulated API server under load
+# (5 s lease requests, a 10 s renew deadline) made both exit ("leaderelection
+# lost") over and over, and the worker's TLS bootstrap waited for a CSR signer
+# that kept dying (seen: k8s.* -j 2, three guests on two host cores).
+SINGLE_MASTER_ARGS = {"leader-elect": "false"}
 
 SYSCTLS = (
     ("net.bridge.bridge-nf-call-iptables", "1"),
@@ -340,7 +349,9 @@ def init_configuration(cluster: K8sCluster) -> list[dict[str, Any]]:
     config = {
         "apiVersion": KUBEADM_API,
         "kind": "ClusterConfiguration",
-        "controllerManager": {"extraArgs": _args({"flex-volume-plugin-dir": VOLUME_PLUGIN_DIR})},
+        "controllerManager": {"extraArgs": _args({"flex-volume-plugin-dir": VOLUME_PLUGIN_DIR,
+                                                  **SINGLE_MASTER_ARGS})},
+        "scheduler": {"extraArgs": _args(SINGLE_MASTER_ARGS)},
         "kubernetesVersion": cluster.kubernetes_version,
         "imageRepository": cluster.image_repository,
         "controlPlaneEndpoint": cluster.endpoint,

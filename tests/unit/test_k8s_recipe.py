@@ -269,7 +269,9 @@ def test_kubeadm_configs_match_the_document(flavor: Any) -> None:
     assert conf["kind"] == "ClusterConfiguration"
     assert conf["controllerManager"]["extraArgs"] == [
         {"name": "flex-volume-plugin-dir",
-         "value": "/opt/libexec/kubernetes/kubelet-plugins/volume/exec/"}]
+         "value": "/opt/libexec/kubernetes/kubelet-plugins/volume/exec/"},
+        {"name": "leader-elect", "value": "false"}]  # kolapy's: one control-plane node
+    assert conf["scheduler"]["extraArgs"] == [{"name": "leader-elect", "value": "false"}]
     assert conf["kubernetesVersion"] == cluster.kubernetes_version
     assert conf["imageRepository"] == cluster.image_repository
     assert conf["controlPlaneEndpoint"] == f"{MASTER.address}:6443"
