@@ -6,7 +6,6 @@ decides something lives in :mod:`kolapy.session` and the library.
 
 from __future__ import annotations
 
-import signal
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from kolapy import interrupts
 from kolapy.errors import BadInputError
 from kolapy.hostsvc.fixtures import host_http, host_registry  # noqa: F401 (fixtures)
-from kolapy.machine import process
 from kolapy.options import OPTIONS, PYTEST_ONLY
 from kolapy.report.collector import INFRA, KEY_ERROR_KIND, KEY_NAME, KEY_PARENT
 from kolapy.report.crashed import KEY_PLAN_NAMES, never_ran_report, plan_names
@@ -84,20 +83,8 @@ def pytest_configure(config: pytest.Config) -> None:
             config.pluginmanager.register(live, "kolapy-live")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(session), "kolapy-xdist")
-    # SIGTERM must tear down like Ctrl-C so every machine is stopped; both (and the
-    # SIGINT xdist's execnet sends a worker it stops) mark the run interrupted, so
-    # machines are killed, not powered down, and their artifacts are written in time.
-    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
-        signal.signal(signal.SIGTERM, _interrupt)
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        signal.signal(signal.SIGINT, _interrupt)
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    process.mark_interrupted()
-    if signum == signal.SIGINT:
-        raise KeyboardInterrupt
-    raise KeyboardInterrupt(f"signal {signum}")
+    # Ctrl-C, SIGTERM and xdist stopping a worker unwind like Ctrl-C, in time.
+    interrupts.install(is_worker=session.is_worker)
 
 
 class _ControllerHooks:
@@ -145,6 +132,10 @@ class _XdistHooks:
         # Workers re-parse the original command line, so the loadgroup switch
         # made in pytest_cmdline_main must travel explicitly.
         node.workerinput[LOADGROUP_KEY] = node.config.option.dist == "loadgroup"
+
+    def pytest_xdist_newgateway(self, gateway: Any) -> None:
+        # the worker's pid, as xdist's own verbose output reads it
+        interrupts.remember_worker(gateway._rinfo().pid)
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the xdist_group marks
