@@ -20,14 +20,11 @@ things stand in the way, and this module handles each:
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import signal
 from typing import Any
 
 from kolapy.machine import process
-
-log = logging.getLogger(__name__)
 
 _workers: set[int] = set()
 

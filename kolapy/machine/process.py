@@ -40,7 +40,7 @@ def mark_interrupted() -> None:
 
     Machines stopped from then on are killed at once instead of powered down, so
     every one of them is stopped and its artifacts written before a worker's
-    grace runs out (execnet kills a worker 15 s after it asks it to stop).
+    grace runs out (xdist SIGKILLs a worker 10 s after asking it to stop).
     """
     _interrupted.set()
 
