@@ -136,6 +136,16 @@ def configs(flavor: Any) -> tuple[dict[str, Any], dict[str, Any], K8sCluster]:
     return master, worker, cluster
 
 
+def fake_tools(tmp_path: Path, scripts: dict[str, str]) -> Path:
+    """A directory of executable shell scripts (name -> body) to put first on PATH."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, body in scripts.items():
+        (bin_dir / name).write_text("#!/bin/sh\n" + body)
+        (bin_dir / name).chmod(0o755)
+    return bin_dir
+
+
 # -- field by field -----------------------------------------------------------
 @pytest.mark.parametrize("flavor", [NESTOS, REFERENCE], ids=lambda f: f.name)
 def test_common_files_match_the_document(flavor: Any) -> None:
@@ -443,22 +453,17 @@ def test_pod_routes_script_routes_the_other_nodes_pod_cidrs(tmp_path: Path) -> N
     assert unit_values(unit, "ExecStart") == ["/bin/sh /root/pod-routes.sh"]
     assert unit_values(unit, "Restart") == ["always"]  # the watch ending starts it again
 
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
     calls = tmp_path / "calls"
     # the watch: the master with a podCIDR, the worker itself, a node without a podCIDR yet
-    (bin_dir / "kubectl").write_text(
-        "#!/bin/sh\n"
-        f'printf "%s\\n" "kubectl $*" >> {calls}\n'
-        '[ "$3" = "--watch" ] || exit 0\n'
-        "printf '10.100.0.0/24 10.200.0.11\\n10.100.1.0/24 10.200.0.12\\n 10.200.0.13\\n'\n")
-    (bin_dir / "ip").write_text(
-        "#!/bin/sh\n"
-        f'echo "ip $*" >> {calls}\n'
-        '[ "$3" = addr ] && echo "3: ens4    inet 10.200.0.12/24 scope global ens4"\n'
-        "exit 0\n")
-    for tool in ("kubectl", "ip"):
-        (bin_dir / tool).chmod(0o755)
+    bin_dir = fake_tools(tmp_path, {
+        "kubectl": f'printf "%s\\n" "kubectl $*" >> {calls}\n'
+                   '[ "$3" = "--watch" ] || exit 0\n'
+                   "printf '10.100.0.0/24 10.200.0.11\\n10.100.1.0/24 10.200.0.12\\n"
+                   " 10.200.0.13\\n'\n",
+        "ip": f'echo "ip $*" >> {calls}\n'
+              '[ "$3" = addr ] && echo "3: ens4    inet 10.200.0.12/24 scope global ens4"\n'
+              "exit 0\n",
+    })
     kubeconfig = tmp_path / "kubelet.conf"
     kubeconfig.write_text("x")
     script = script.replace("/etc/kubernetes/kubelet.conf", str(kubeconfig))
@@ -496,16 +501,11 @@ def test_wait_for_master_retries_until_the_token_is_taken(tmp_path: Path) -> Non
     (entry,) = [f for f in worker["storage"]["files"] if f["path"] == "/root/wait-for-master.sh"]
     assert entry["mode"] == 0o700  # it holds the token
     script = files_of(worker)["/root/wait-for-master.sh"]
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
     calls = tmp_path / "calls"
-    (bin_dir / "kubectl").write_text(
-        "#!/bin/sh\n"
-        f'echo "$*" >> {calls}\n'
-        f'[ "$(wc -l < {calls})" -ge 3 ] || exit 1\n')
-    (bin_dir / "kubectl").chmod(0o755)
-    (bin_dir / "sleep").write_text("#!/bin/sh\n")
-    (bin_dir / "sleep").chmod(0o755)
+    bin_dir = fake_tools(tmp_path, {
+        "kubectl": f'echo "$*" >> {calls}\n[ "$(wc -l < {calls})" -ge 3 ] || exit 1\n',
+        "sleep": "",
+    })
     proc = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30,
                           env={"PATH": f"{bin_dir}:/usr/bin:/bin"})
     assert proc.returncode == 0, proc.stderr
