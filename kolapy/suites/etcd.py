@@ -14,6 +14,7 @@ import json
 import pytest
 
 from kolapy import Machine, kola
+from kolapy.errors import CommandFailedError
 from kolapy.k8s.etcd import client_url, etcd_cluster_ignition, member_name
 from kolapy.machine.privnet import address_for
 
@@ -21,13 +22,28 @@ SIZE = 3
 ADDRESSES = [address_for(i) for i in range(SIZE)]
 
 
+# etcd's own errors that its client contract calls transient: the request may or may
+# not have been applied, and the client is to retry it.  Under TCG on a loaded host a
+# raft round can outlast the server's 15 s request timeout (5 s + 2 elections).
+TRANSIENT = ("etcdserver: request timed out", "etcdserver: leader changed",
+             "etcdserver: no leader", "etcdserver: too many requests")
+ATTEMPTS = 4
+
 
 def etcdctl(machine: Machine, address: str, args: str, timeout: float = 60.0) -> str:
-    """etcdctl (API v3) against the member at ``address``."""
-    return machine.succeed(
-        f"ETCDCTL_API=3 etcdctl --command-timeout=30s --endpoints={client_url(address)} {args}",
-        timeout,
-    )
+    """etcdctl (API v3) against the member at ``address``; transient errors are retried.
+
+    Only for idempotent requests (get, put of a fixed value, member list).
+    """
+    cmd = f"ETCDCTL_API=3 etcdctl --command-timeout=30s --endpoints={client_url(address)} {args}"
+    attempt = 1
+    while (res := machine.run(cmd, timeout)).failed:
+        transient = any(t in res.stdout + res.stderr for t in TRANSIENT)
+        if not transient or attempt == ATTEMPTS:
+            raise CommandFailedError(res.command, res.rc, res.stdout, res.stderr,
+                                     f"failed (attempt {attempt} of {ATTEMPTS})")
+        attempt += 1
+    return res.stdout
 
 
 @kola(
