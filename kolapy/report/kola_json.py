@@ -23,9 +23,9 @@ from kolapy.report.model import SubtestRecord, TestRecord, iter_all, overall_res
 
 def _entry(rec: SubtestRecord) -> dict[str, Any]:
     subtests = rec.subtest_names if isinstance(rec, TestRecord) else []
-    output = rec.output
-    if not output and rec.reason:
-        output = rec.reason
+    # a skip's reason, or the one-line message of a test that has no output of its own
+    # (e.g. "did not finish: the run stopped during this test")
+    output = rec.output or rec.reason or rec.message
     entry: dict[str, Any] = {
         "name": rec.name,
         "subtests": subtests,

@@ -130,6 +130,12 @@ def test_report_json(out: Path) -> None:
     assert by_name["basic/ssh-port"]["machines"] == ["basic-1"]
 
 
+def test_report_json_output_falls_back_to_the_message() -> None:
+    cut = TestRecord("basic", Result.ERROR, message="did not finish: the run stopped")
+    (entry,) = report_dict([cut])["tests"]
+    assert entry["result"] == "FAIL" and entry["output"] == "did not finish: the run stopped"
+
+
 def test_report_json_passes_with_warn_and_skip() -> None:
     recs = [TestRecord("a", Result.WARN), TestRecord("b", Result.SKIP), TestRecord("c")]
     assert report_dict(recs)["result"] == "PASS"
