@@ -46,12 +46,13 @@ def run_image(ns: argparse.Namespace, forwarded: list[str]) -> Path:
 
 
 def _check_platform(ns: argparse.Namespace) -> None:
-    """``--platform libvirt``: every ``--libvirt-uri`` answers (exit 2 naming the one
-    that does not, before a build or a boot)."""
+    """``--platform libvirt``: every ``--libvirt-uri`` answers and has the named
+    ``--libvirt-network`` (exit 2 naming what is wrong, before a build or a boot)."""
     if getattr(ns, "kola_platform", None) == "libvirt":
         from kolapy.machine.libvirt_hosts import DEFAULT_URI, check_uris
 
-        check_uris(tuple(getattr(ns, "kola_libvirt_uris", None) or ()) or (DEFAULT_URI,))
+        check_uris(tuple(getattr(ns, "kola_libvirt_uris", None) or ()) or (DEFAULT_URI,),
+                   getattr(ns, "kola_libvirt_network", None) or "auto")
 
 
 def _iso_scenarios_only(ns: argparse.Namespace, forwarded: list[str]) -> bool:

@@ -89,7 +89,7 @@ class KolaSession:
         if self.cfg.platform == "libvirt":  # a daemon or host that cannot be reached
             from kolapy.machine.libvirt_hosts import check_uris, uris_of
 
-            check_uris(uris_of(self.cfg))
+            check_uris(uris_of(self.cfg), self.cfg.libvirt_network)
         if self.cfg.image is not None:
             check_host_and_image(self.cfg, self.cfg.image)
         if self.cfg.denylist is not None:

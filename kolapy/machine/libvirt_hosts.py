@@ -2,7 +2,8 @@
 
 * :func:`check_uris` opens every ``--libvirt-uri`` once before anything boots: a
   missing libvirt-python, a daemon that is not running or a URI that cannot be
-  reached is a :class:`BadInputError` naming the URI (one line, exit 2).
+  reached is a :class:`BadInputError` naming the URI (one line, exit 2); so is a
+  ``--libvirt-network NAME`` that is missing or inactive on one of them.
 * :func:`place` picks, among hosts that can hold a machine, the one with the most
   free memory (a cluster asks once for all its members: they share a host).  A
   host's free memory is what it reports less what kolapy's domains placed through
@@ -142,10 +143,26 @@ def uris_of(cfg: Any) -> tuple[str, ...]:
     return tuple(cfg.libvirt_uris) or (DEFAULT_URI,)
 
 
-def check_uris(uris: Sequence[str]) -> None:
-    """Open every URI now, before any boot (see module docstring)."""
+def check_uris(uris: Sequence[str], network: str = "auto") -> None:
+    """Open every URI now, before any boot (see module docstring); a named
+    ``--libvirt-network`` must exist and be active on each of them."""
     for uri in uris:
-        connect(uri)
+        conn = connect(uri)
+        if network not in ("auto", "user", "nat"):
+            check_network(conn, uri, network)
+
+
+def check_network(conn: Any, uri: str, name: str) -> None:
+    """:class:`BadInputError` unless the network ``name`` on ``uri`` exists and is active."""
+    libvirt = _libvirt()
+    try:
+        net = conn.networkLookupByName(name)
+    except libvirt.libvirtError:
+        raise BadInputError(f"--libvirt-network {name!r}: no such network on {uri} "
+                            f"(see: virsh -c {uri} net-list --all)") from None
+    if not net.isActive():
+        raise BadInputError(f"--libvirt-network {name!r} on {uri} is not active "
+                            f"(start it: virsh -c {uri} net-start {name})")
 
 
 @dataclass(frozen=True)

@@ -142,3 +142,39 @@ def test_machine_fails_fast_when_its_domain_is_gone(tmp_path: Path, monkeypatch)
     assert not m.is_running()
     with pytest.raises(BootError, match=rf"domain {m.domain_name} on qemu:///session is gone"):
         m.check_alive()
+
+
+class _Net:
+    def __init__(self, active: bool) -> None:
+        self.active = active
+
+    def isActive(self) -> int:
+        return int(self.active)
+
+
+class _Conn:
+    """A connection that holds the networks it is given (name -> active)."""
+
+    def __init__(self, nets: dict[str, bool]) -> None:
+        self.nets = nets
+
+    def networkLookupByName(self, name: str) -> _Net:
+        import libvirt
+
+        if name not in self.nets:
+            raise libvirt.libvirtError(f"Network not found: no network with matching name '{name}'")
+        return _Net(self.nets[name])
+
+
+def test_named_network_must_exist_and_be_active(monkeypatch):
+    pytest.importorskip("libvirt")
+    conns = {"qemu:///system": _Conn({"lab": True, "idle": False}),
+             "qemu:///session": _Conn({})}
+    monkeypatch.setattr(libvirt_hosts, "connect", lambda uri: conns[uri])
+    libvirt_hosts.check_uris(["qemu:///system"], "lab")
+    for keyword in ("auto", "user", "nat"):  # kolapy's own choices: nothing to look up
+        libvirt_hosts.check_uris(list(conns), keyword)
+    with pytest.raises(BadInputError, match=r"'idle' on qemu:///system is not active"):
+        libvirt_hosts.check_uris(["qemu:///system"], "idle")
+    with pytest.raises(BadInputError, match=r"'lab': no such network on qemu:///session"):
+        libvirt_hosts.check_uris(list(conns), "lab")

@@ -94,6 +94,21 @@ def test_basic_passes_on_libvirt_and_leaves_nothing(tmp_path: Path) -> None:
     assert kolapy_objects(prefix) == []
 
 
+@pytest.mark.parametrize("verb", ["run", "spawn"])
+def test_missing_network_exits_2_before_any_boot(tmp_path: Path, verb: str) -> None:
+    conn = _conn()
+    name = "kolapy-nosuch-" + secrets.token_hex(3)
+    assert name not in [n.name() for n in conn.listAllNetworks()]
+    r = subprocess.run([*KOLAPY, verb, "--platform", "libvirt", "--libvirt-network", name,
+                        "--nestos-image", str(tmp_path / "none.qcow2")],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.returncode == 2, r.stdout[-2000:] + r.stderr[-2000:]
+    # checked on the daemon before the image (which does not exist either)
+    assert lines == [f"kolapy: error: --libvirt-network {name!r}: no such network on {URI} "
+                     f"(see: virsh -c {URI} net-list --all)"], r.stderr
+
+
 NEVER_READY_TOO = NEVER_READY + """
 
 @kola(name="libvirt.never-ready-too", timeout=5)
