@@ -12,7 +12,10 @@
   creation hold a lock on this machine, so parallel workers see each other's domains.
 * Every domain, volume and network kolapy creates is registered until it is
   destroyed; :func:`destroy_all` (atexit, and the unwinding of Ctrl-C/SIGTERM)
-  removes what is left, so no ``kolapy-*`` object outlives the run.
+  removes what is left, so no ``kolapy-*`` object outlives the run.  A run killed
+  with SIGKILL cannot clean up: its volumes and networks are named in an on-disk
+  journal (:mod:`kolapy.machine.libvirt_journal`) and the next run's
+  :func:`check_uris` destroys them (:func:`sweep_killed_runs`).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from kolapy.errors import BadInputError, InfraError
+from kolapy.machine import libvirt_journal as journal
 
 log = logging.getLogger("kolapy.machine")
 
@@ -145,7 +149,12 @@ def uris_of(cfg: Any) -> tuple[str, ...]:
 
 def check_uris(uris: Sequence[str], network: str = "auto") -> None:
     """Open every URI now, before any boot (see module docstring); a named
-    ``--libvirt-network`` must exist and be active on each of them."""
+    ``--libvirt-network`` must exist and be active on each of them.  First, what runs
+    killed without cleanup left is destroyed (:func:`sweep_killed_runs`)."""
+    try:
+        sweep_killed_runs()
+    except OSError as exc:  # the state dir: not worth failing the run for
+        log.warning("cannot look for libvirt objects of killed runs: %s", exc)
     for uri in uris:
         conn = connect(uri)
         if network not in ("auto", "user", "nat"):
@@ -253,6 +262,8 @@ def register(uri: str, kind: str, name: str, obj: Any = None) -> None:
     Register the name (``obj`` None) *before* creating it: an interrupt (Ctrl-C, a
     test timeout) that arrives while the create call returns must not lose the object."""
     with _lock:
+        if (uri, kind, name) not in _live:
+            journal.record(uri, kind, name)
         _live[(uri, kind, name)] = obj
 
 
@@ -262,12 +273,12 @@ def forget(uri: str, kind: str, name: str) -> None:
         _live.pop((uri, kind, name), None)
 
 
-def destroy(uri: str, kind: str, name: str) -> None:
+def destroy(uri: str, kind: str, name: str) -> bool:
     """Destroy one registered domain or network (a transient one then disappears), or
-    delete one registered volume."""
+    delete one registered volume; False when it was not registered or is gone already."""
     with _lock:
         if (uri, kind, name) not in _live:
-            return
+            return False
         obj = _live.pop((uri, kind, name))
     libvirt = _libvirt()
     try:
@@ -283,6 +294,8 @@ def destroy(uri: str, kind: str, name: str) -> None:
                                         libvirt.VIR_ERR_NO_STORAGE_POOL,
                                         libvirt.VIR_ERR_OPERATION_INVALID):
             raise InfraError(f"libvirt {uri}: cannot destroy {kind} {name}: {exc}") from exc
+        return False
+    return True
 
 
 def _lookup(conn: Any, kind: str, name: str) -> Any:
@@ -305,14 +318,49 @@ def destroy_all() -> int:
     """Destroy every registered domain, then volume, then network; returns how many."""
     with _lock:
         keys = sorted(_live, key=lambda k: _KIND_ORDER[k[1]])
+    failed = False
     for uri, kind, name in keys:
         try:
             destroy(uri, kind, name)
         except Exception as exc:
+            failed = True
             log.warning("%s", exc)
     if keys:
         log.info("destroyed %d libvirt object(s)", len(keys))
+    with _lock:
+        if not failed and not _live:
+            journal.finish()
     return len(keys)
+
+
+def sweep_killed_runs() -> list[str]:
+    """Destroy the objects that runs killed without cleanup (``kill -9``) left behind,
+    as their journals name them (:mod:`kolapy.machine.libvirt_journal`); returns the
+    names of those that were still there.  A journal whose objects cannot all be
+    destroyed now (an unreachable host) is kept for a later run."""
+    removed: list[str] = []
+    with journal.dead_journals() as dead:
+        for j in dead:
+            kept = False
+            for key in sorted(j.entries, key=lambda k: _KIND_ORDER[k[1]]):
+                with _lock:
+                    _live[key] = None
+                try:
+                    if destroy(*key):
+                        removed.append(key[2])
+                except Exception as exc:
+                    kept = True
+                    with _lock:
+                        _live.pop(key, None)  # the journal still names it
+                    log.warning("%s (left for a later run)", exc)
+            if kept:
+                j.release()
+            else:
+                j.remove()
+    if removed:
+        log.warning("removed %d libvirt object(s) a killed run left: %s",
+                    len(removed), ", ".join(removed))
+    return removed
 
 
 atexit.register(destroy_all)

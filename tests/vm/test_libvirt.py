@@ -1,6 +1,6 @@
 """--platform libvirt: `kolapy run basic` passes on the x86_64 reference image as libvirt
 domains, and passing, failing, Ctrl-C'd and SIGTERM'd runs leave no ``kolapy-*`` domain,
-volume or network behind.
+volume or network behind; what a ``kill -9``'d run leaves, the next run destroys.
 
 The basic run uses the defaults (files, user-mode NIC); the failing and interrupted
 runs use pool storage (their volumes must go too), the failing one with two hosts
@@ -8,10 +8,10 @@ runs use pool storage (their volumes must go too), the failing one with two host
 workers, whose machines must land one on each; the cluster uses pool storage, the
 run's NAT network (SSH to the DHCP leases) and the same two hosts, and must stay on one.
 
-CI cost (measured one at a time, host load 4-6): the basic run 114 s (one boot), three
+CI cost (measured one at a time, host load 4-6): the basic run 114 s (one boot), four
 runs on a blank disk that never boots (the domains run for a few seconds, then the run
-fails or is interrupted: 36 s, 8.5 s, 6.0 s), the two-machine cluster 195 s (two boots
-at once, in the heavy-vm group): ~6 min in all, more under CI load.
+fails, is interrupted or killed: 36 s, 8.5 s, 6.0 s, 5.6 s), the two-machine cluster
+195 s (two boots at once, in the heavy-vm group): ~6 min in all, more under CI load.
 """
 
 from __future__ import annotations
@@ -159,6 +159,35 @@ def test_interrupted_run_leaves_nothing(tmp_path: Path, blank_disk: Path, sig: i
     assert kolapy_objects(prefix) == [], text[-2000:]
 
 
+def test_killed_run_leftovers_are_destroyed_by_the_next_run(
+        tmp_path: Path, blank_disk: Path) -> None:
+    """kill -9 skips all cleanup: the run's volumes and NAT network stay (its domain goes
+    with its connection); the next run destroys them from the killed run's journal."""
+    state = {"KOLAPY_STATE_DIR": str(tmp_path / "state")}  # not shared with other runs
+    proc, prefix = _start_never_ready(
+        tmp_path, blank_disk, NEVER_READY.replace("timeout=5", "timeout=600"),
+        extra=["--libvirt-storage", "pool", "--libvirt-network", "nat"], env_extra=state)
+    try:
+        name = _wait_for_domain(proc, prefix)
+        time.sleep(2)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    left = kolapy_objects(prefix)
+    assert f"{name}-disk0.qcow2" in left and any(n.endswith("-nat") for n in left), left
+    r = subprocess.run([*KOLAPY, "run", "--platform", "libvirt",
+                        "--nestos-image", str(tmp_path / "none.qcow2")],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                       env={**os.environ, **state})
+    assert r.returncode == 2 and "none.qcow2" in r.stderr, r.stderr  # swept, then bad input
+    assert kolapy_objects(prefix) == [], r.stderr
+    assert f"{name}-disk0.qcow2" in r.stderr and "a killed run left" in r.stderr, r.stderr
+    assert list((tmp_path / "state" / "libvirt-journals").glob("*.objs")) == []
+
+
 PAIR = """
 from kolapy import kola
 
@@ -219,17 +248,22 @@ def blank_disk(tmp_path: Path) -> Path:
 
 def _start_never_ready(tmp_path: Path, blank_disk: Path, source: str,
                        pattern: str = "libvirt.never-ready",
-                       extra: list[str] | None = None) -> tuple[subprocess.Popen[str], str]:
+                       extra: list[str] | None = None,
+                       env_extra: dict[str, str] | None = None,
+                       ) -> tuple[subprocess.Popen[str], str]:
     """Start `kolapy run <pattern>` of ``source`` on ``blank_disk``; the process and the
-    prefix of its libvirt objects."""
+    prefix of its libvirt objects.  ``env_extra``: the run in a session of its own
+    (``os.killpg(proc.pid, ...)`` reaches all of it), these variables set."""
     _conn()
     (tmp_path / "test_never.py").write_text(source)
     env, prefix = _named_run()
+    env.update(env_extra or {})
     proc = subprocess.Popen(
         [*KOLAPY, "run", pattern, f"--tests={tmp_path / 'test_never.py'}",
          f"--nestos-image={blank_disk}", "--platform", "libvirt", *(extra or []),
          f"--output-dir={tmp_path / 'out'}", "--live=plain"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        start_new_session=env_extra is not None)
     return proc, prefix
 
 
