@@ -255,6 +255,8 @@ class KolaSession:
             if boot is not None:
                 props += [(KEY_MACHINES, [boot[0]]), (KEY_CONSOLE, boot[1]),
                           (KEY_JOURNAL, boot[2])]
+        if call.when == "setup" and call.excinfo is None and machines:  # a stopped run: no call
+            props.append((KEY_MACHINES, [m.name for m, _ in machines]))
         if call.when != "call" or not machines:
             return
         consoles, journals, warnings = [], [], []

@@ -1,7 +1,9 @@
-"""An interrupted `kolapy run` still leaves reports/report.html, and `kolapy report` rebuilds it.
+"""An interrupted `kolapy run` still leaves reports/report.html, and `kolapy report` rebuilds it;
+a test stopped in its body is reported with its machine and why it has no result.
 
-CI cost: no boot.  QEMU starts on a blank disk (no OS), so the machine sits in
-its boot until the run is interrupted a few seconds later (~15 s in all).
+CI cost: the first test does not boot: QEMU starts on a blank disk (no OS), so the
+machine sits in its boot until the run is interrupted a few seconds later (~15 s in
+all); the second boots the reference image once (~60 s).
 """
 
 from __future__ import annotations
@@ -28,12 +30,12 @@ def test_cut(machine):
 """
 
 
-def _booting(out: Path) -> bool:
+def _booting(out: Path, event: str = "booting") -> bool:
     try:
         lines = (out / "events.jsonl").read_text().splitlines()
     except FileNotFoundError:
         return False
-    return any(json.loads(line)["event"] == "booting" for line in lines)
+    return any(json.loads(line)["event"] == event for line in lines)
 
 
 def test_interrupted_run_has_a_page_and_kolapy_report_rebuilds_it(tmp_path: Path) -> None:
@@ -73,3 +75,41 @@ def test_interrupted_run_has_a_page_and_kolapy_report_rebuilds_it(tmp_path: Path
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == str(page)
     assert page.read_text() == html  # the same page, from the files alone
+
+
+SLEEPS = """
+from kolapy import kola
+
+@kola(name="report.sleeps")
+def test_sleeps(machine):
+    machine.succeed("sleep 600")
+"""
+
+
+def test_test_stopped_in_its_body_names_its_machine(tmp_path: Path, ref_image: Path) -> None:
+    (tmp_path / "test_sleeps.py").write_text(SLEEPS)
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [*KOLAPY, "run", "report.sleeps", f"--tests={tmp_path / 'test_sleeps.py'}",
+         f"--nestos-image={ref_image}", f"--output-dir={out}", "--live=plain"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 900
+        while not _booting(out, "ready"):
+            assert proc.poll() is None, proc.communicate()[0][-3000:]
+            assert time.monotonic() < deadline, "the machine never became ready"
+            time.sleep(0.5)
+        time.sleep(5)  # in the test's `sleep 600`
+        proc.send_signal(signal.SIGINT)
+        text = proc.communicate(timeout=120)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, text[-3000:]
+    report = json.loads((out / "reports" / "report.json").read_text())
+    (entry,) = [t for t in report["tests"] if t["name"] == "report.sleeps"]
+    assert entry["result"] == "FAIL", entry  # kola's JSON has no ERROR
+    assert entry["machines"] == ["gw-1"], entry
+    assert entry["output"].startswith("did not finish"), entry
