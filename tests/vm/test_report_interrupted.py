@@ -30,7 +30,7 @@ def test_cut(machine):
 """
 
 
-def _booting(out: Path, event: str = "booting") -> bool:
+def _seen(out: Path, event: str) -> bool:
     try:
         lines = (out / "events.jsonl").read_text().splitlines()
     except FileNotFoundError:
@@ -38,23 +38,24 @@ def _booting(out: Path, event: str = "booting") -> bool:
     return any(json.loads(line)["event"] == event for line in lines)
 
 
-def test_interrupted_run_has_a_page_and_kolapy_report_rebuilds_it(tmp_path: Path) -> None:
-    blank = tmp_path / "blank.qcow2"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(blank), "256M"], check=True)
-    (tmp_path / "test_cut.py").write_text(HANGS)
+def _interrupt_run(tmp_path: Path, name: str, source: str, image: Path, event: str,
+                   within: float, settle: float) -> Path:
+    """`kolapy run <name>` of ``source`` on ``image``, Ctrl-C'd ``settle`` s after its
+    machine's ``event``; asserts the run exits 130 (interrupted), returns its output dir."""
+    (tmp_path / "test_src.py").write_text(source)
     out = tmp_path / "out"
     proc = subprocess.Popen(
-        [*KOLAPY, "run", "report.cut", f"--tests={tmp_path / 'test_cut.py'}",
-         f"--nestos-image={blank}", f"--output-dir={out}", "--live=plain"],
+        [*KOLAPY, "run", name, f"--tests={tmp_path / 'test_src.py'}",
+         f"--nestos-image={image}", f"--output-dir={out}", "--live=plain"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
-        deadline = time.monotonic() + 120
-        while not _booting(out):
+        deadline = time.monotonic() + within
+        while not _seen(out, event):
             assert proc.poll() is None, proc.communicate()[0][-3000:]
-            assert time.monotonic() < deadline, "the machine never started booting"
+            assert time.monotonic() < deadline, f"no {event} event within {within} s"
             time.sleep(0.2)
-        time.sleep(3)  # QEMU is up and waiting for a guest that never comes
+        time.sleep(settle)
         proc.send_signal(signal.SIGINT)
         text = proc.communicate(timeout=120)[0]
     finally:
@@ -62,6 +63,14 @@ def test_interrupted_run_has_a_page_and_kolapy_report_rebuilds_it(tmp_path: Path
             proc.kill()
             proc.wait()
     assert proc.returncode == 130, text[-3000:]  # kolapy run: interrupted (docs/cli.md)
+    return out
+
+
+def test_interrupted_run_has_a_page_and_kolapy_report_rebuilds_it(tmp_path: Path) -> None:
+    blank = tmp_path / "blank.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(blank), "256M"], check=True)
+    # 3 s after QEMU is up, waiting for a guest that never comes
+    out = _interrupt_run(tmp_path, "report.cut", HANGS, blank, "booting", 120, 3)
 
     page = out / "reports" / "report.html"
     html = page.read_text()
@@ -87,27 +96,8 @@ def test_sleeps(machine):
 
 
 def test_test_stopped_in_its_body_names_its_machine(tmp_path: Path, ref_image: Path) -> None:
-    (tmp_path / "test_sleeps.py").write_text(SLEEPS)
-    out = tmp_path / "out"
-    proc = subprocess.Popen(
-        [*KOLAPY, "run", "report.sleeps", f"--tests={tmp_path / 'test_sleeps.py'}",
-         f"--nestos-image={ref_image}", f"--output-dir={out}", "--live=plain"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    try:
-        deadline = time.monotonic() + 900
-        while not _booting(out, "ready"):
-            assert proc.poll() is None, proc.communicate()[0][-3000:]
-            assert time.monotonic() < deadline, "the machine never became ready"
-            time.sleep(0.5)
-        time.sleep(5)  # in the test's `sleep 600`
-        proc.send_signal(signal.SIGINT)
-        text = proc.communicate(timeout=120)[0]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 130, text[-3000:]
+    # 5 s after the machine is ready: in the test's `sleep 600`
+    out = _interrupt_run(tmp_path, "report.sleeps", SLEEPS, ref_image, "ready", 900, 5)
     report = json.loads((out / "reports" / "report.json").read_text())
     (entry,) = [t for t in report["tests"] if t["name"] == "report.sleeps"]
     assert entry["result"] == "FAIL", entry  # kola's JSON has no ERROR
