@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import threading
 from collections.abc import Iterator
@@ -32,6 +33,8 @@ _lock = threading.Lock()
 _journal: IO[str] | None = None
 _journal_path: Path | None = None
 _journal_pid = 0
+_warned = False
+log = logging.getLogger("kolapy.machine")
 
 
 def journal_dir() -> Path:
@@ -58,11 +61,21 @@ def _open() -> IO[str]:
 
 
 def record(uri: str, kind: str, name: str) -> None:
-    """Append one object (before it is created) to this process's journal."""
+    """Append one object (before it is created) to this process's journal.
+
+    A journal that cannot be written (e.g. a read-only home) costs only the sweep
+    after a ``kill -9``: one warning, and the run goes on."""
+    global _warned
     with _lock:
-        f = _open()
-        f.write(f"{uri}\t{kind}\t{name}\n")
-        f.flush()
+        try:
+            f = _open()
+            f.write(f"{uri}\t{kind}\t{name}\n")
+            f.flush()
+        except OSError as exc:
+            if not _warned:
+                _warned = True
+                log.warning("libvirt journal not written (%s): a kill -9 of this run "
+                            "would leave its volumes and networks", exc)
 
 
 def finish() -> None:

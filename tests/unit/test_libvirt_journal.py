@@ -103,3 +103,14 @@ def test_own_journal_is_removed_when_everything_is_destroyed(
         assert dead == []  # ours, and we live
     assert libvirt_hosts.destroy_all() == 1
     assert list(state.glob("*.objs")) == []
+
+
+def test_an_unwritable_state_dir_only_warns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("KOLAPY_STATE_DIR", str(blocker))  # a file: no dir below it
+    monkeypatch.setattr(libvirt_journal, "_warned", False)
+    libvirt_journal.record("qemu:///system", "network", "kolapy-t3-gw0-nat")
+    libvirt_journal.record("qemu:///system", "network", "kolapy-t3-gw1-nat")
+    assert sum("journal not written" in r.message for r in caplog.records) == 1
