@@ -163,7 +163,10 @@ def test_killed_run_leftovers_are_destroyed_by_the_next_run(
         tmp_path: Path, blank_disk: Path) -> None:
     """kill -9 skips all cleanup: the run's volumes and NAT network stay (its domain goes
     with its connection); the next run destroys them from the killed run's journal."""
-    state = {"KOLAPY_STATE_DIR": str(tmp_path / "state")}  # not shared with other runs
+    # not shared with other runs; the killed run's work dir (it cannot remove it) stays
+    # under tmp_path
+    (tmp_path / "tmp").mkdir()
+    state = {"KOLAPY_STATE_DIR": str(tmp_path / "state"), "TMPDIR": str(tmp_path / "tmp")}
     proc, prefix = _start_never_ready(
         tmp_path, blank_disk, NEVER_READY.replace("timeout=5", "timeout=600"),
         extra=["--libvirt-storage", "pool", "--libvirt-network", "nat"], env_extra=state)
