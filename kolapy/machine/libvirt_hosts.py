@@ -273,13 +273,19 @@ def forget(uri: str, kind: str, name: str) -> None:
         _live.pop((uri, kind, name), None)
 
 
-def destroy(uri: str, kind: str, name: str) -> bool:
+def destroy(uri: str, kind: str, name: str) -> None:
     """Destroy one registered domain or network (a transient one then disappears), or
-    delete one registered volume; False when it was not registered or is gone already."""
+    delete one registered volume."""
     with _lock:
         if (uri, kind, name) not in _live:
-            return False
+            return
         obj = _live.pop((uri, kind, name))
+    _destroy_object(uri, kind, name, obj)
+
+
+def _destroy_object(uri: str, kind: str, name: str, obj: Any) -> bool:
+    """Destroy (volumes: delete) ``obj``, or the object named so when ``obj`` is None;
+    False when it is gone already, :class:`InfraError` when libvirt refuses."""
     libvirt = _libvirt()
     try:
         if obj is None:  # registered before its create call returned: look it up
@@ -342,16 +348,12 @@ def sweep_killed_runs() -> list[str]:
     with journal.dead_journals() as dead:
         for j in dead:
             kept = False
-            for key in sorted(j.entries, key=lambda k: _KIND_ORDER[k[1]]):
-                with _lock:
-                    _live[key] = None
+            for uri, kind, name in sorted(j.entries, key=lambda k: _KIND_ORDER[k[1]]):
                 try:
-                    if destroy(*key):
-                        removed.append(key[2])
-                except Exception as exc:
+                    if _destroy_object(uri, kind, name, None):
+                        removed.append(name)
+                except Exception as exc:  # e.g. an unreachable host: the journal stays
                     kept = True
-                    with _lock:
-                        _live.pop(key, None)  # the journal still names it
                     log.warning("%s (left for a later run)", exc)
             if kept:
                 j.release()

@@ -95,8 +95,7 @@ def test_sweep_destroys_what_is_left_and_keeps_journals_it_cannot_finish(
     assert libvirt_hosts.live_names() == []
 
 
-def test_own_journal_is_removed_when_everything_is_destroyed(
-        state: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_own_journal_is_removed_when_everything_is_destroyed(state: Path) -> None:
     libvirt_hosts.register("qemu:///system", "network", "kolapy-t2-gw0-nat", _Obj(set(), "x"))
     assert len(list(state.glob("*.objs"))) == 1
     with libvirt_journal.dead_journals() as dead:
